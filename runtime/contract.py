@@ -68,6 +68,8 @@ class TensorSpec:
     name: str
     dtype: str
     shape: tuple[int, ...]
+    #: True when the model did not say its input shape: any shape with a batch axis is taken.
+    any_shape: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dtype", canonical_dtype(self.dtype))
@@ -87,7 +89,7 @@ class TensorSpec:
         return self.shape[1:]
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+        return {"name": self.name, "dtype": self.dtype, "shape": None if self.any_shape else list(self.shape)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +107,11 @@ class Contract:
     def from_json(cls, items: Sequence[dict[str, Any]], source: str = "manifest") -> Contract:
         return cls.of((TensorSpec(str(i["name"]), str(i["dtype"]), tuple(i["shape"])) for i in items), source)
 
+    @classmethod
+    def unknown(cls, dtype: str = "float32") -> Contract:
+        """For a model that does not say its inputs: one input of any shape, numbers only."""
+        return cls((TensorSpec("input", dtype, (-1,), any_shape=True),), "none")
+
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(spec.name for spec in self.inputs)
@@ -112,12 +119,12 @@ class Contract:
     @property
     def tabular(self) -> bool:
         """True when every input is one feature column (shape ``[-1]``)."""
-        return len(self.inputs) > 0 and all(len(spec.shape) == 1 for spec in self.inputs)
+        return bool(self.inputs) and all(len(spec.shape) == 1 and not spec.any_shape for spec in self.inputs)
 
     @property
     def concrete(self) -> bool:
         """True when every axis but the batch axis has a known size."""
-        return all(d > 0 for spec in self.inputs for d in spec.row_shape)
+        return all(not spec.any_shape and all(d > 0 for d in spec.row_shape) for spec in self.inputs)
 
     def to_json(self) -> dict[str, Any]:
         return {"inputs": [spec.to_json() for spec in self.inputs], "source": self.source, "tabular": self.tabular}

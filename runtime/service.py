@@ -1,0 +1,346 @@
+"""One served model: load it once (``load_service``), then answer invocations (``Service.handle``).
+
+``handle`` runs the same named steps for every invocation: parse the event, read the request
+against the contract, predict under the deadline, serialize, log. Every error becomes a response
+in one place, ``_error_response``; no exception leaves ``handle``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+import frameworks
+from frameworks.base import Adapter, LoadOptions, Prediction
+from frameworks.detect import detect_framework, looks_like_model
+from runtime import environment, protocol, transport
+from runtime.contract import Contract
+from runtime.errors import (
+    InitError,
+    InternalError,
+    ModelLoadFailed,
+    PredictionFailed,
+    ServeMLError,
+    Timeout,
+)
+from runtime.manifest import MANIFEST_NAME, Manifest, read_manifest
+from runtime.observability import Stopwatch, Telemetry
+from runtime.transport import Action, Source
+
+from runtime import __version__
+
+_JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+#: Time kept back from Lambda's deadline to answer TIMEOUT before the platform kills the invocation.
+_DEADLINE_MARGIN_S = 0.5
+
+
+def default_model_path() -> Path:
+    """SERVEML_MODEL_PATH, else the ``model`` directory in the task root."""
+    configured = os.environ.get("SERVEML_MODEL_PATH")
+    if configured:
+        return Path(configured)
+    return Path(os.environ.get("LAMBDA_TASK_ROOT") or os.getcwd()) / "model"
+
+
+def locate(path: Path) -> tuple[Path, Manifest]:
+    """The model file (or SavedModel directory) at ``path``, and the manifest beside it."""
+    if not path.exists():
+        raise ModelLoadFailed(f"no model at {path}: the path does not exist", path=str(path))
+    folder = path if path.is_dir() else path.parent
+    manifest_path = folder / MANIFEST_NAME
+    manifest = read_manifest(manifest_path) if manifest_path.is_file() else Manifest()
+    if path.is_file() or looks_like_model(path):
+        return path, manifest
+    if manifest.model_file:
+        model = folder / manifest.model_file
+        if not model.exists():
+            raise ModelLoadFailed(
+                f"{manifest_path} names model_file {manifest.model_file!r}, which is not in {folder}",
+                path=str(model),
+            )
+        return model, manifest
+    found = sorted(p for p in folder.iterdir() if p.name != MANIFEST_NAME and looks_like_model(p))
+    if len(found) != 1:
+        what = f"several model files ({', '.join(p.name for p in found)})" if found else "no model file"
+        raise ModelLoadFailed(
+            f"{folder} holds {what}; name the one to serve with model_file in {MANIFEST_NAME}",
+            path=str(folder),
+            found=[p.name for p in found],
+        )
+    return found[0], manifest
+
+
+def verify_sha256(model: Path, expected: str) -> None:
+    """The model file must hash to the manifest's sha256 (written by ``serveml build``)."""
+    if model.is_dir():
+        return
+    digest = hashlib.sha256()
+    with model.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != expected.lower():
+        raise ModelLoadFailed(
+            f"{model} does not match the sha256 in {MANIFEST_NAME}: the file changed after it was built "
+            f"(expected {expected}, got {digest.hexdigest()})",
+            path=str(model),
+            expected=expected,
+            got=digest.hexdigest(),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class InitTimings:
+    import_ms: float
+    load_ms: float
+    warmup_ms: float
+    total_ms: float
+
+
+class Service:
+    """A loaded model and everything needed to answer invocations for it."""
+
+    def __init__(
+        self,
+        adapter: Adapter,
+        contract: Contract,
+        manifest: Manifest,
+        model_path: Path,
+        threads: int,
+        telemetry: Telemetry,
+    ) -> None:
+        self.adapter = adapter
+        self.contract = contract
+        self.manifest = manifest
+        self.model_path = model_path
+        self.threads = threads
+        self.telemetry = telemetry
+        self.info = protocol.ModelInfo(
+            name=manifest.name or model_path.stem.split(".")[0],
+            version=manifest.version or "unversioned",
+            framework=adapter.name,
+            training_date=manifest.training_date,
+            metrics=manifest.metrics or None,
+            labels=manifest.labels or None,
+        )
+        env_rows = os.environ.get("SERVEML_MAX_BATCH_ROWS")
+        self.limits = protocol.Limits(
+            allow_nan=manifest.allow_nan,
+            max_batch_rows=manifest.max_batch_rows or (int(env_rows) if env_rows else None),
+        )
+        timeout = os.environ.get("SERVEML_TIMEOUT")
+        self.timeout_cap_s = float(timeout) if timeout else None
+        # One worker thread, made once: predictions run there so that the handler can answer
+        # TIMEOUT at the deadline instead of being killed in the middle of a framework call.
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="serveml-predict")
+        self.cold = True
+        self.warmup_error: str | None = None
+        self.init_timings: InitTimings | None = None
+
+    # -- invocations ---------------------------------------------------------------------------
+
+    def handle(self, event: Any, context: Any) -> bytes:
+        """Answer one invocation; always returns encoded JSON, never raises."""
+        watch = Stopwatch()
+        fields: dict[str, Any] = {
+            "request_id": getattr(context, "aws_request_id", None),
+            "cold_start": self.cold,
+            "framework": self.adapter.name,
+            "model_version": self.info.version,
+        }
+        self.cold = False
+        source = transport.source_of(event)
+        status = 200
+        try:
+            invocation = transport.parse(event)
+            fields["action"] = invocation.action.value
+            if invocation.action is Action.PREDICT:
+                body = self._predict_body(invocation, context, watch, fields)
+            elif invocation.action is Action.WARMUP:
+                body = self.warm(fields["cold_start"])
+            else:
+                body = self.health()
+        except ServeMLError as error:
+            status, body = self._error_response(error, fields)
+        except Exception as error:  # noqa: BLE001 - the last line of defence: the process keeps serving
+            self.telemetry.logger.exception("unexpected error")
+            status, body = self._error_response(InternalError(f"{type(error).__name__}: {error}"), fields)
+        payload = self._encode(body)
+        watch.lap("serialize")
+        result = transport.respond(source, status, payload)
+        fields["source"] = source.value
+        fields["status"] = status
+        fields["timings_ms"] = {**watch.laps, "total": watch.total()}
+        fields["memory_limit_mb"] = int(getattr(context, "memory_limit_in_mb", 0) or environment.memory_limit_mb())
+        self.telemetry.invocation(fields, event if self.telemetry.debug else None)
+        return result
+
+    def _predict_body(self, invocation: Any, context: Any, watch: Stopwatch, fields: dict[str, Any]) -> dict[str, Any]:
+        decoded = transport.decode_body(invocation)
+        watch.lap("parse")
+        request = protocol.read(decoded, self.contract, self.limits)
+        fields["rows"] = request.rows
+        fields["protocol"] = request.protocol
+        watch.lap("validate")
+        prediction = self._predict(request, context)
+        watch.lap("predict")
+        return protocol.render(request, prediction, self.info)
+
+    def _predict(self, request: protocol.Request, context: Any) -> Prediction:
+        budget = self._budget_s(context)
+        if budget <= 0:
+            raise Timeout("no time left before the Lambda deadline to run the prediction", budget_s=budget)
+        future = self._worker.submit(self.adapter.predict, request.inputs, probabilities=request.probabilities)
+        try:
+            return future.result(timeout=None if budget == float("inf") else budget)
+        except FutureTimeout as exc:
+            raise Timeout(
+                f"the prediction did not finish within {budget:.2f} s; the invocation's deadline "
+                "(or SERVEML_TIMEOUT) would have passed. Send fewer rows or raise the function timeout",
+                budget_s=round(budget, 3),
+                rows=request.rows,
+            ) from exc
+        except ServeMLError:
+            raise
+        except Exception as exc:
+            raise PredictionFailed(
+                f"the {self.adapter.name} model raised {type(exc).__name__}: {exc}",
+                exception=type(exc).__name__,
+            ) from exc
+
+    def _budget_s(self, context: Any) -> float:
+        remaining = getattr(context, "get_remaining_time_in_millis", None)
+        budget = (remaining() / 1000 - _DEADLINE_MARGIN_S) if callable(remaining) else float("inf")
+        if self.timeout_cap_s is not None:
+            budget = min(budget, self.timeout_cap_s)
+        return budget
+
+    def _error_response(self, error: ServeMLError, fields: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        fields["error_code"] = error.code
+        fields["error"] = error.message
+        return error.status, error.envelope()
+
+    @staticmethod
+    def _encode(body: dict[str, Any]) -> bytes:
+        try:
+            return orjson.dumps(body, option=_JSON_OPTIONS, default=_to_plain)
+        except TypeError as exc:
+            fallback = InternalError(f"the response could not be encoded as JSON: {exc}")
+            return orjson.dumps(fallback.envelope())
+
+    def warm(self, cold_start: bool = False) -> dict[str, Any]:
+        return {"warmed": True, "cold_start": cold_start, "model": self.info.to_json()}
+
+    def health(self) -> dict[str, Any]:
+        timings = self.init_timings
+        return {
+            "status": "ok",
+            "loaded": True,
+            "model": {**self.info.to_json(), "path": str(self.model_path), "labels": self.info.labels},
+            "framework": {"name": self.adapter.name, "versions": self.adapter.versions},
+            "runtime": {"serveml": __version__, "python": platform.python_version(), "numpy": np.__version__},
+            "contract": self.contract.to_json(),
+            "limits": {"allow_nan": self.limits.allow_nan, "max_batch_rows": self.limits.max_batch_rows},
+            "threads": self.threads,
+            "warmup_error": self.warmup_error,
+            "init_ms": None if timings is None else {"import": timings.import_ms, "load": timings.load_ms},
+        }
+
+    # -- init ----------------------------------------------------------------------------------
+
+    def warm_up(self) -> None:
+        """One prediction on a made-up batch, so the first real request pays no lazy set-up."""
+        if not self.contract.concrete or any(s.np_dtype.kind == "O" for s in self.contract.inputs):
+            return
+        sample = {s.name: np.zeros((1, *s.row_shape), dtype=s.np_dtype) for s in self.contract.inputs}
+        try:
+            self.adapter.predict(sample)
+        except Exception as exc:  # noqa: BLE001 - a warm-up failure is reported, not fatal
+            self.warmup_error = f"{type(exc).__name__}: {exc}"
+            self.telemetry.logger.warning("warm-up prediction failed", extra={"error": self.warmup_error})
+
+
+def _to_plain(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def load_service(path: str | Path | None = None) -> Service:
+    """Load the model at ``path`` (default: SERVEML_MODEL_PATH) and make it ready to serve.
+
+    Raises an ``InitError`` (MODEL_LOAD_FAILED, UNSUPPORTED_FRAMEWORK, INVALID_MANIFEST) whose
+    message names the path and the cause.
+    """
+    started = time.perf_counter()
+    threads = environment.prepare()
+    model_path = Path(path) if path is not None else default_model_path()
+    telemetry = Telemetry("serveml", {"model": model_path.name})
+    try:
+        model_file, manifest = locate(model_path.resolve())
+        if manifest.sha256:
+            verify_sha256(model_file, manifest.sha256)
+        framework = frameworks.framework_name(manifest.framework) if manifest.framework else detect_framework(model_file)
+        t0 = time.perf_counter()
+        adapter_cls = frameworks.adapter_class(framework)
+        t1 = time.perf_counter()
+        adapter = _load(adapter_cls, model_file, LoadOptions(trusted=manifest.trusted, threads=threads))
+        t2 = time.perf_counter()
+    except InitError as error:
+        telemetry.init_failed(error, {"error_code": error.code, "path": str(model_path), **error.details})
+        raise
+    contract = manifest.contract or adapter.contract or Contract.unknown()
+    telemetry = Telemetry(manifest.name or "serveml", {"framework": framework})
+    service = Service(adapter, contract, manifest, model_file, threads, telemetry)
+    service.warm_up()
+    t3 = time.perf_counter()
+    service.init_timings = InitTimings(
+        import_ms=round((t1 - t0) * 1000, 1),
+        load_ms=round((t2 - t1) * 1000, 1),
+        warmup_ms=round((t3 - t2) * 1000, 1),
+        total_ms=round((t3 - started) * 1000, 1),
+    )
+    telemetry.init(
+        {
+            "framework": framework,
+            "model_path": str(model_file),
+            "model_version": service.info.version,
+            "training_date": manifest.training_date,
+            "metrics": manifest.metrics,
+            "contract_source": contract.source,
+            "threads": threads,
+            "timings_ms": {
+                "import": service.init_timings.import_ms,
+                "load": service.init_timings.load_ms,
+                "warmup": service.init_timings.warmup_ms,
+                "total": service.init_timings.total_ms,
+            },
+            "python": sys.version.split()[0],
+        }
+    )
+    return service
+
+
+def _load(adapter_cls: type[Adapter], model_file: Path, options: LoadOptions) -> Adapter:
+    try:
+        return adapter_cls(model_file, options)
+    except ServeMLError:
+        raise
+    except Exception as exc:
+        raise ModelLoadFailed(
+            f"cannot load {adapter_cls.name} model {model_file}: {type(exc).__name__}: {exc}",
+            path=str(model_file),
+            cause=str(exc),
+        ) from exc
