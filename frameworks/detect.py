@@ -101,6 +101,7 @@ def _sniff_zip(path: Path) -> str:
         return "tensorflow"
     if "schema.json" in leaves:
         return "sklearn"  # skops archive
-    if "data.pkl" in leaves or "constants.pkl" in leaves or any("/serialized_" in n for n in names):
+    # TorchScript and torch.save archives hold data.pkl / constants.pkl; torch.export's .pt2 archive_format
+    if leaves & {"data.pkl", "constants.pkl", "archive_format"}:
         return "pytorch"
     return "zip archive of unknown layout"

@@ -42,11 +42,15 @@ _ALIASES = {
 }
 
 
+_ONNX_ALIASES = {"float": "float32", "double": "float64"}
+
+
 def canonical_dtype(name: str) -> str:
     """Return the canonical name for a dtype spelling (``"float"`` -> ``"float64"``)."""
     key = str(name).strip().lower()
-    if key.startswith("tensor(") and key.endswith(")"):  # ONNX spelling: tensor(float)
+    if key.startswith("tensor(") and key.endswith(")"):  # ONNX spelling: tensor(float) is 32-bit
         key = key[len("tensor(") : -1]
+        key = _ONNX_ALIASES.get(key, key)
     key = _ALIASES.get(key, key)
     if key not in DTYPES:
         raise ValueError(f"unknown dtype {name!r}; known: {', '.join(DTYPES)}")

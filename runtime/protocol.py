@@ -122,7 +122,9 @@ def _read_rows(value: Any, contract: Contract, limits: Limits, *, single_row: bo
     return {specs[0].name: validation.to_input(value, specs[0], allow_nan=limits.allow_nan, single_row=single_row)}
 
 
-def _read_named(value: dict[str, Any], specs: tuple[TensorSpec, ...], limits: Limits, *, single_row: bool) -> dict[str, Array]:
+def _read_named(
+    value: dict[str, Any], specs: tuple[TensorSpec, ...], limits: Limits, *, single_row: bool
+) -> dict[str, Array]:
     _check_names(value.keys(), specs)
     if all(len(s.shape) == 1 for s in specs) and all(not isinstance(v, list) for v in value.values()):
         value = {k: [v] for k, v in value.items()}  # one row as {"feature": value, ...}

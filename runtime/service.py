@@ -24,7 +24,7 @@ import orjson
 import frameworks
 from frameworks.base import Adapter, LoadOptions, Prediction
 from frameworks.detect import detect_framework, looks_like_model
-from runtime import environment, protocol, transport
+from runtime import __version__, environment, protocol, transport
 from runtime.contract import Contract
 from runtime.errors import (
     InitError,
@@ -36,9 +36,7 @@ from runtime.errors import (
 )
 from runtime.manifest import MANIFEST_NAME, Manifest, read_manifest
 from runtime.observability import Stopwatch, Telemetry
-from runtime.transport import Action, Source
-
-from runtime import __version__
+from runtime.transport import Action
 
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 #: Time kept back from Lambda's deadline to answer TIMEOUT before the platform kills the invocation.
@@ -112,6 +110,7 @@ class Service:
 
     def __init__(
         self,
+        *,
         adapter: Adapter,
         contract: Contract,
         manifest: Manifest,
@@ -172,7 +171,7 @@ class Service:
                 body = self.health()
         except ServeMLError as error:
             status, body = self._error_response(error, fields)
-        except Exception as error:  # noqa: BLE001 - the last line of defence: the process keeps serving
+        except Exception as error:
             self.telemetry.logger.exception("unexpected error")
             status, body = self._error_response(InternalError(f"{type(error).__name__}: {error}"), fields)
         payload = self._encode(body)
@@ -265,7 +264,7 @@ class Service:
         sample = {s.name: np.zeros((1, *s.row_shape), dtype=s.np_dtype) for s in self.contract.inputs}
         try:
             self.adapter.predict(sample)
-        except Exception as exc:  # noqa: BLE001 - a warm-up failure is reported, not fatal
+        except Exception as exc:
             self.warmup_error = f"{type(exc).__name__}: {exc}"
             self.telemetry.logger.warning("warm-up prediction failed", extra={"error": self.warmup_error})
 
@@ -292,7 +291,9 @@ def load_service(path: str | Path | None = None) -> Service:
         model_file, manifest = locate(model_path.resolve())
         if manifest.sha256:
             verify_sha256(model_file, manifest.sha256)
-        framework = frameworks.framework_name(manifest.framework) if manifest.framework else detect_framework(model_file)
+        framework = (
+            frameworks.framework_name(manifest.framework) if manifest.framework else detect_framework(model_file)
+        )
         t0 = time.perf_counter()
         adapter_cls = frameworks.adapter_class(framework)
         t1 = time.perf_counter()
@@ -303,7 +304,14 @@ def load_service(path: str | Path | None = None) -> Service:
         raise
     contract = manifest.contract or adapter.contract or Contract.unknown()
     telemetry = Telemetry(manifest.name or "serveml", {"framework": framework})
-    service = Service(adapter, contract, manifest, model_file, threads, telemetry)
+    service = Service(
+        adapter=adapter,
+        contract=contract,
+        manifest=manifest,
+        model_path=model_file,
+        threads=threads,
+        telemetry=telemetry,
+    )
     service.warm_up()
     t3 = time.perf_counter()
     service.init_timings = InitTimings(

@@ -124,7 +124,7 @@ def decode_body(invocation: Invocation) -> Any:
             limit=MAX_PAYLOAD_BYTES,
         )
     if not body:
-        raise InvalidJSON("the request body is empty: send a JSON object such as {\"data\": [[...]]}")
+        raise InvalidJSON('the request body is empty: send a JSON object such as {"data": [[...]]}')
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:

@@ -37,20 +37,22 @@ ACCEPTS: dict[str, str] = {
 _KIND_NAMES = {"b": "boolean", "i": "integer", "u": "integer", "f": "number", "U": "string", "S": "string"}
 
 
+_JSON_TYPES: tuple[tuple[type | tuple[type, ...], str], ...] = (
+    (bool, "boolean"),  # before int: bool is an int subclass
+    ((int, float), "number"),
+    (str, "string"),
+    (dict, "object"),
+    ((list, tuple), "array"),
+)
+
+
 def json_type(value: Any) -> str:
     """The JSON name of a decoded value's type, for messages."""
     if value is None:
         return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, dict):
-        return "object"
-    if isinstance(value, list | tuple):
-        return "array"
+    for types, name in _JSON_TYPES:
+        if isinstance(value, types):
+            return name
     return type(value).__name__
 
 
@@ -86,11 +88,12 @@ def cast(array: Array, spec: TensorSpec) -> Array:
     if array.dtype.kind == "O":
         return _cast_objects(array, spec)
     if array.dtype.kind not in ACCEPTS[target.kind]:
+        got = _KIND_NAMES.get(array.dtype.kind, array.dtype.name)
         raise DtypeMismatch(
-            f"input {spec.name!r} expects {spec.dtype} values, got {_KIND_NAMES.get(array.dtype.kind, array.dtype.name)}",
+            f"input {spec.name!r} expects {spec.dtype} values, got {got}",
             input=spec.name,
             expected=spec.dtype,
-            got=_KIND_NAMES.get(array.dtype.kind, array.dtype.name),
+            got=got,
         )
     if target.kind == "O":
         return array.astype(object)

@@ -51,7 +51,7 @@ def test_payload_over_6_mb_is_refused_before_parsing(call):
 
 
 def test_batch_over_max_batch_rows_is_refused(call):
-    status, body = call({"data": [[5.1, 3.5, 1.4, 0.2]] * 10_001})
+    _status, body = call({"data": [[5.1, 3.5, 1.4, 0.2]] * 10_001})
     assert body["error"]["code"] == "BATCH_TOO_LARGE"
     assert body["error"]["details"] == {"rows": 10_001, "max_batch_rows": 10_000}
     assert ERROR_CODES["BATCH_TOO_LARGE"].status == 413
@@ -74,7 +74,7 @@ def test_batch_over_max_batch_rows_is_refused(call):
     ],
 )
 def test_bad_data_gets_its_code_and_the_model_never_sees_it(call, rows, code):
-    status, body = call({"data": rows})
+    _status, body = call({"data": rows})
     assert body["error"]["code"] == code, body
     assert call(GOOD)[1]["predictions"] == ["setosa"]
 

@@ -1,0 +1,112 @@
+"""What the runtime writes to CloudWatch: one structured line per invocation, one at init, and
+EMF metrics; never the payload unless SERVEML_DEBUG asks for it."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from runtime.context import LocalContext
+from runtime.service import load_service
+from tests.functional.conftest import write_iris
+
+SECRET_ROW = [5.1, 3.5, 1.4, 0.2]
+
+
+def lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+@pytest.fixture
+def fresh(tmp_path):
+    """A service with a logger of its own (Powertools keeps one logger per service name)."""
+
+    def make():
+        return load_service(write_iris(tmp_path / uuid.uuid4().hex, name=f"obs-{uuid.uuid4().hex[:8]}"))
+
+    return make
+
+
+def test_each_invocation_logs_one_structured_line_with_timings_and_memory(fresh, capsys):
+    service = fresh()
+    init = [r for r in lines(capsys.readouterr().out) if r.get("message") == "init"]
+    # GIVEN a loaded model WHEN it answers one prediction
+    service.handle({"data": [SECRET_ROW]}, LocalContext(memory_limit_in_mb=2048, aws_request_id="req-42"))
+    out = capsys.readouterr().out
+    records = [r for r in lines(out) if r.get("message") == "invocation"]
+    # THEN exactly one log line describes it
+    assert len(records) == 1
+    record = records[0]
+    assert record["level"] == "INFO"
+    assert record["request_id"] == "req-42"
+    assert record["cold_start"] is True
+    assert record["framework"] == "sklearn"
+    assert record["model_version"] == "1.2.3"
+    assert record["rows"] == 1
+    assert record["status"] == 200
+    assert "error_code" not in record
+    assert set(record["timings_ms"]) == {"parse", "validate", "predict", "serialize", "total"}
+    assert record["timings_ms"]["total"] >= record["timings_ms"]["predict"] > 0
+    assert record["rss_mb"] > 10
+    assert record["peak_rss_mb"] >= record["rss_mb"] - 1
+    assert record["memory_limit_mb"] == 2048
+    # AND the payload is not in the logs
+    assert "5.1" not in out
+    # AND init logged its import / load / warm-up times and the model's version, date and metrics
+    assert len(init) == 1
+    assert set(init[0]["timings_ms"]) == {"import", "load", "warmup", "total"}
+    assert init[0]["model_version"] == "1.2.3"
+    assert init[0]["training_date"] == "2026-12-01"
+    assert init[0]["metrics"] == {"accuracy": 0.97}
+
+
+def test_the_second_invocation_is_warm(fresh, capsys):
+    service = fresh()
+    service.handle({"warmup": True}, LocalContext())
+    service.handle({"data": [SECRET_ROW]}, LocalContext())
+    records = [r for r in lines(capsys.readouterr().out) if r.get("message") == "invocation"]
+    assert [r["cold_start"] for r in records] == [True, False]
+    assert records[0]["action"] == "warmup"
+
+
+def test_errors_log_their_code_at_warning_and_count_in_emf_by_code(fresh, capsys):
+    service = fresh()
+    capsys.readouterr()
+    service.handle({"data": [[1, 2, 3]]}, LocalContext())
+    records = lines(capsys.readouterr().out)
+    [log] = [r for r in records if r.get("message") == "invocation"]
+    assert (log["level"], log["error_code"], log["status"]) == ("WARNING", "SHAPE_MISMATCH", 400)
+    emf = [r for r in records if "_aws" in r]
+    by_code = [r for r in emf if r.get("error_code") == "SHAPE_MISMATCH"]
+    assert by_code
+    assert by_code[0]["Errors"] == [1.0]
+    namespace = emf[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"]
+    assert namespace == "ServeML"
+
+
+def test_emf_metrics_carry_latency_rows_and_cold_start(fresh, capsys):
+    service = fresh()
+    capsys.readouterr()
+    service.handle({"data": [SECRET_ROW, SECRET_ROW]}, LocalContext())
+    [emf] = [r for r in lines(capsys.readouterr().out) if "_aws" in r]
+    names = {m["Name"] for m in emf["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+    assert {"Latency", "Rows", "Errors", "ColdStart"} <= names
+    assert emf["Rows"] == [2.0]
+    assert emf["framework"] == "sklearn"
+
+
+def test_serveml_debug_logs_the_payload(fresh, capsys, monkeypatch):
+    monkeypatch.setenv("SERVEML_DEBUG", "true")
+    service = fresh()
+    service.handle({"data": [SECRET_ROW]}, LocalContext())
+    [record] = [r for r in lines(capsys.readouterr().out) if r.get("message") == "invocation"]
+    assert record["payload"] == {"data": [SECRET_ROW]}
+
+
+def test_serveml_log_level_is_honoured(fresh, capsys, monkeypatch):
+    monkeypatch.setenv("SERVEML_LOG_LEVEL", "ERROR")
+    service = fresh()
+    service.handle({"data": [SECRET_ROW]}, LocalContext())
+    assert not [r for r in lines(capsys.readouterr().out) if r.get("message") in ("init", "invocation")]
