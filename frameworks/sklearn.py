@@ -10,7 +10,6 @@ from typing import Any
 import joblib
 import numpy as np
 import sklearn
-import skops.io
 
 from frameworks.base import Adapter, LoadOptions, Prediction
 from runtime.contract import Contract, TensorSpec
@@ -70,6 +69,8 @@ def _load(path: Path, options: LoadOptions) -> Any:
     name = path.name.lower()
     try:
         if name.endswith(".skops"):
+            import skops.io  # only skops files pay for it: it imports torch when torch is installed
+
             untrusted: list[str] = skops.io.get_untrusted_types(file=path)
             unsafe = [t for t in untrusted if t.split(".", 1)[0] not in _SAFE_SKOPS_ROOTS]
             if unsafe and not options.trusted:
