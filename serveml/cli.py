@@ -254,12 +254,71 @@ def _response_error(response: Any) -> str | None:
     return str(error)
 
 
+def _add_build(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "build",
+        help="turn a model file into a container build context for Lambda",
+        description="Check MODEL, then write a small, pinned Docker build context that serves it from Lambda.",
+    )
+    p.add_argument("model", metavar="MODEL", help="model file, SavedModel directory, or a directory with serveml.json")
+    p.add_argument("--requirements", type=Path, metavar="FILE", help="extra packages the model needs")
+    p.add_argument(
+        "--framework",
+        default="auto",
+        choices=["auto", "sklearn", "pytorch", "tensorflow", "onnx"],
+        help="default: auto",
+    )
+    p.add_argument("--out", type=Path, default=Path(".serveml/build"), metavar="DIR", help="default: .serveml/build")
+    p.add_argument("--tag", metavar="NAME", help="image tag to suggest (default: serveml-<name>:<version>)")
+    p.add_argument("--wheelhouse", type=Path, metavar="DIR", help="extra wheels, e.g. the PyTorch CPU wheel")
+    p.add_argument("--python", default="3.11", choices=["3.11", "3.12", "3.13"], help="default: 3.11")
+    p.add_argument("--arch", default="x86_64", choices=["x86_64", "arm64"], help="default: x86_64")
+    p.add_argument("--base-image", metavar="IMAGE", help="base image for the SAM resource's build args")
+    p.add_argument(
+        "--sample", type=Path, metavar="FILE", help="request to validate with (default: made from the contract)"
+    )
+    p.add_argument("--trust", action="store_true", help="load pickles that import code outside the allow-list")
+    p.add_argument("--max-size-mb", type=float, default=250.0, metavar="MB", help="model + requirements limit")
+    p.set_defaults(func=_cmd_build)
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    from builder.build import BuildError, BuildOptions, build, summary  # noqa: PLC0415 - numpy and friends
+
+    model = _existing_model(args.model)
+    for option in ("requirements", "sample", "wheelhouse"):
+        value = getattr(args, option)
+        if value is not None and not value.exists():
+            raise CLIError(f"--{option} {value}: no such file or directory", EXIT_USAGE)
+    options = BuildOptions(
+        model=model,
+        out=args.out,
+        requirements=args.requirements,
+        framework=args.framework,
+        tag=args.tag,
+        wheelhouse=args.wheelhouse,
+        python=args.python,
+        arch=args.arch,
+        trust=args.trust,
+        sample=args.sample,
+        max_size_mb=args.max_size_mb,
+        base_image=args.base_image,
+    )
+    try:
+        result = build(options, echo=lambda line: print(line, flush=True))
+    except BuildError as exc:
+        raise CLIError(str(exc)) from None
+    print(summary(result, args.base_image))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="serveml", description="Serve ML models from AWS Lambda containers.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_serve(sub)
     _add_test(sub)
+    _add_build(sub)
     return parser
 
 
