@@ -13,7 +13,7 @@ LINT_PATHS := runtime frameworks serveml builder examples tests
 TYPED_PATHS := runtime frameworks serveml builder
 
 .DEFAULT_GOAL := help
-.PHONY: help venv example serve lint test clean distclean
+.PHONY: help venv example serve lint docker test clean distclean
 
 help:
 	@echo "make serve      train the iris example (once) and serve it on http://127.0.0.1:$(PORT)"
@@ -21,6 +21,7 @@ help:
 	@echo "make venv       create $(VENV) from requirements/dev.lock"
 	@echo "make example    train the iris example into $(EXAMPLE_DIR)"
 	@echo "make lint       ruff check, ruff format --check, mypy"
+	@echo "make docker     start a Docker engine (where root may) and make the Lambda base image"
 	@echo "make clean      remove caches, build output and the trained example"
 	@echo "make distclean  clean, and remove $(VENV) too"
 
@@ -46,7 +47,14 @@ lint: venv
 	$(BIN)/ruff format --check $(LINT_PATHS)
 	$(BIN)/mypy $(TYPED_PATHS)
 
-test: venv lint
+# The container tests need a Docker engine and a Lambda base image. Where this machine allows it
+# (root, apt-get) the engine is installed and started; elsewhere those tests skip with the
+# reason, except in CI (CI=true), where they must run.
+docker: venv
+	@bash scripts/docker-engine.sh start || { [ "$$CI" != true ] && echo "make: no Docker engine here; the container tests will skip"; }
+	@if docker info >/dev/null 2>&1; then PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/lambda-base-image.sh; fi
+
+test: venv lint docker
 	$(BIN)/pytest
 
 clean:

@@ -87,15 +87,28 @@ def is_allowed(module: str, name: str) -> bool:
 
 
 def is_pickle_based(path: Path) -> bool:
-    """True for the formats ``scan`` reads: raw or gzipped pickles, and zip archives holding pickles."""
-    name = path.name.lower()
-    if name.endswith((".pkl", ".pickle", ".joblib", ".pkl.gz", ".joblib.gz", ".pt", ".pth")):
-        return True
+    """True for the formats ``scan`` reads: raw or compressed pickles, and ``torch.save`` archives.
+
+    TorchScript and ``torch.export`` archives hold pickles too, but torch.jit and torch.export read
+    them with their own loaders, which build TorchScript classes instead of importing Python ones.
+    """
     try:
         with path.open("rb") as handle:
-            head = handle.read(2)
+            head = handle.read(4)
     except OSError:
         return False
+    if head == b"PK\x03\x04":
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except zipfile.BadZipFile:
+            return False
+        leaves = {name.rsplit("/", 1)[-1] for name in names}
+        compiled = "constants.pkl" in leaves or "archive_format" in leaves or any("/code/" in n for n in names)
+        return "data.pkl" in leaves and not compiled
+    name = path.name.lower()
+    if name.endswith((".pkl", ".pickle", ".joblib", ".pkl.gz", ".joblib.gz")):
+        return True
     return head[:1] == b"\x80" or any(head.startswith(magic[:2]) for magic, _ in _DECOMPRESSORS)
 
 

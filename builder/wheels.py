@@ -9,11 +9,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-#: Platform tags pip may take for each Lambda architecture: manylinux up to glibc 2.28.
-PLATFORMS = {
-    "x86_64": ["manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_24_x86_64", "manylinux_2_28_x86_64"],
-    "arm64": ["manylinux2014_aarch64", "manylinux_2_17_aarch64", "manylinux_2_24_aarch64", "manylinux_2_28_aarch64"],
-}
+#: The newest glibc the image may need: Debian bookworm and Amazon Linux 2023 have more, and
+#: manylinux_2_28 is what numpy, torch and onnxruntime publish.
+MAX_GLIBC_MINOR = 28
+
+
+def platforms(arch: str) -> list[str]:
+    """Every manylinux tag pip may take for a Lambda architecture, up to glibc 2.MAX_GLIBC_MINOR."""
+    machine = {"x86_64": "x86_64", "arm64": "aarch64"}[arch]
+    legacy = ["manylinux2014"] + (["manylinux2010", "manylinux1"] if machine == "x86_64" else [])
+    tags = [f"manylinux_2_{minor}_{machine}" for minor in range(17, MAX_GLIBC_MINOR + 1)]
+    return tags + [f"{name}_{machine}" for name in legacy]
+
 
 _SAVED = re.compile(r"^\s*(?:Saved|File was already downloaded) (.+\.whl)\s*$", re.MULTILINE)
 
@@ -33,7 +40,7 @@ def download(requirements: Path, *, arch: str, python: str, find_links: list[Pat
     target.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--progress-bar", "off"]
     argv += ["--only-binary=:all:", "--python-version", python, "--implementation", "cp", "-d", str(target)]
-    for platform in PLATFORMS[arch]:
+    for platform in platforms(arch):
         argv += ["--platform", platform]
     for folder in find_links:
         argv += ["--find-links", str(folder)]

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -69,6 +71,25 @@ def test_a_wrong_shape_is_refused_and_the_next_request_is_answered(server: Serve
     # THEN it is refused with SHAPE_MISMATCH ...
     assert refused.body["error"]["code"] == "SHAPE_MISMATCH", refused.body
     # ... AND the same process answers a good request afterwards
+    answer = server.invoke({"data": zoo.rows})
+    assert_predictions_match(answer.body["predictions"], zoo.expected)
+
+
+@pytest.mark.parametrize("zoo", ["sklearn-joblib"], indirect=True)
+def test_a_direct_payload_that_is_not_json_is_refused_by_awslambdaric_and_the_process_serves_on(
+    server: Server, zoo: ZooModel
+) -> None:
+    # GIVEN a served model WHEN a direct invocation's payload is not JSON at all
+    request = urllib.request.Request(server.url, data=b'{"data": [[5.1, 3.5', method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            body = json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        with error:
+            body = json.loads(error.read())
+    # THEN awslambdaric refuses it before the handler (Lambda does the same) ...
+    assert body["errorType"] == "Runtime.UnmarshalError", body
+    # ... AND the same runtime process answers the next request
     answer = server.invoke({"data": zoo.rows})
     assert_predictions_match(answer.body["predictions"], zoo.expected)
 
