@@ -101,7 +101,9 @@ def test_only_pickle_based_files_are_scanned(tmp_path):
     assert is_pickle_based(tmp_path / "m.joblib")
 
 
-@pytest.mark.parametrize(("kind", "scanned"), [("torchscript", False), ("torch-export", False), ("torch-pickled", True)])
+@pytest.mark.parametrize(
+    ("kind", "scanned"), [("torchscript", False), ("torch-export", False), ("torch-pickled", True)]
+)
 def test_torch_archives_are_scanned_only_when_pickle_loads_them(tmp_path, kind, scanned):
     from tests.modelzoo import build
 
