@@ -45,11 +45,12 @@ class Adapter(ABC):
     def __init__(self, path: Path, options: LoadOptions) -> None:
         self.path = path
         self.options = options
+        self._contract: Contract | None = None
 
     @property
-    @abstractmethod
     def contract(self) -> Contract | None:
         """The input contract read off the model, or None where the model does not say."""
+        return self._contract
 
     @abstractmethod
     def predict(self, inputs: Mapping[str, np.ndarray[Any, Any]], *, probabilities: bool = False) -> Prediction:

@@ -32,10 +32,6 @@ class OnnxAdapter(Adapter):
         self._probability_output = next((n for n in self._output_names if "prob" in n.lower()), None)
         self._contract = _contract_of(self.session)
 
-    @property
-    def contract(self) -> Contract | None:
-        return self._contract
-
     def predict(self, inputs: Mapping[str, np.ndarray[Any, Any]], *, probabilities: bool = False) -> Prediction:
         if probabilities and self._probability_output is None:
             raise InvalidInput(

@@ -27,7 +27,6 @@ class TorchAdapter(Adapter):
         # Allowed once per process, before any parallel work; a second model keeps the first setting.
         with contextlib.suppress(RuntimeError):
             torch.set_num_interop_threads(1)
-        self._contract: Contract | None = None
         self.model: Callable[..., Any] = self._load()
 
     def _load(self) -> Any:
@@ -79,10 +78,6 @@ class TorchAdapter(Adapter):
                 cause=f"not a module: {type(obj).__name__}",
             )
         return obj.eval()
-
-    @property
-    def contract(self) -> Contract | None:
-        return self._contract
 
     def predict(self, inputs: Mapping[str, np.ndarray[Any, Any]], *, probabilities: bool = False) -> Prediction:
         if probabilities:

@@ -33,10 +33,6 @@ class SklearnAdapter(Adapter):
             )
         self._contract = _contract_of(self.model)
 
-    @property
-    def contract(self) -> Contract | None:
-        return self._contract
-
     def predict(self, inputs: Mapping[str, np.ndarray[Any, Any]], *, probabilities: bool = False) -> Prediction:
         if probabilities and not hasattr(self.model, "predict_proba"):
             raise InvalidInput("this model gives no class probabilities (it has no predict_proba)")

@@ -56,10 +56,6 @@ class KerasAdapter(Adapter):
                 f"cannot load tensorflow model {path}: {cause}{hint}", path=str(path), cause=cause
             ) from exc
 
-    @property
-    def contract(self) -> Contract | None:
-        return self._contract
-
     def predict(self, inputs: Mapping[str, np.ndarray[Any, Any]], *, probabilities: bool = False) -> Prediction:
         if probabilities:
             raise InvalidInput(

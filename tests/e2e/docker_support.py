@@ -31,6 +31,8 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.conftest import Invocation, free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 ENGINE_SCRIPT = ROOT / "scripts" / "docker-engine.sh"
 BASE_IMAGE_SCRIPT = ROOT / "scripts" / "lambda-base-image.sh"
@@ -169,22 +171,6 @@ def remove_image(tag: str) -> None:
     """Remove an image if it exists; never raises, so it can stand in a teardown."""
     with suppress(subprocess.TimeoutExpired):
         docker("image", "rm", "--force", tag, check=False)
-
-
-def free_port() -> int:
-    """A TCP port that is free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@dataclass
-class Invocation:
-    """One invocation's HTTP status and decoded JSON body."""
-
-    status: int
-    body: Any
 
 
 @dataclass

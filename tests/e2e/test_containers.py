@@ -20,7 +20,8 @@ import pytest
 from tests.e2e.docker_support import base_image, build_image, free_port, image_size_mb, remove_image, run_container
 from tests.modelzoo import build as build_model
 
-pytestmark = [pytest.mark.e2e, pytest.mark.docker]
+# image builds (a TensorFlow one installs 1.4 GB) outlast the suite's 300 s default
+pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.timeout(1800)]
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
