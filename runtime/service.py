@@ -141,8 +141,8 @@ class Service:
         )
         timeout = os.environ.get("SERVEML_TIMEOUT")
         self.timeout_cap_s = float(timeout) if timeout else None
-        # One worker thread, made once: predictions run there so that the handler can answer
-        # TIMEOUT at the deadline instead of being killed in the middle of a framework call.
+        # One worker thread, made once: predictions that could come near the deadline run there,
+        # so that the handler can answer TIMEOUT instead of being killed mid-way in the framework.
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="serveml-predict")
         self.cold = True
         self._slowest_s_per_row: float | None = None
