@@ -218,3 +218,14 @@ def lambda_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+
+
+#: Image sizes the container tests measured, reported at the end of the run (MB).
+IMAGE_SIZES: dict[str, float] = {}
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if IMAGE_SIZES:
+        terminalreporter.section("image sizes")
+        for tag, size in sorted(IMAGE_SIZES.items()):
+            terminalreporter.write_line(f"{tag}: {size:.0f} MB")

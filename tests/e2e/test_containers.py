@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.e2e.conftest import IMAGE_SIZES
 from tests.e2e.docker_support import base_image, build_image, free_port, image_size_mb, remove_image, run_container
 from tests.modelzoo import build as build_model
 
@@ -50,8 +51,8 @@ def image(request, base, tmp_path_factory):
     output = serveml_build(zoo.path, context, base)
     tag = f"serveml-e2e-{kind}:test"
     build_image(context, tag, build_args={"BASE_IMAGE": base, "FRAMEWORK": zoo.framework})
-    size = image_size_mb(tag)
-    print(f"\n{kind}: image {tag} is {size:.0f} MB (base {image_size_mb(base):.0f} MB)")
+    IMAGE_SIZES[tag] = image_size_mb(tag)
+    IMAGE_SIZES[base] = image_size_mb(base)
     yield zoo, tag, output, context
     remove_image(tag)
 
