@@ -8,18 +8,19 @@ STAMP := $(VENV)/.serveml-installed
 EXAMPLE_DIR := examples/iris/model
 EXAMPLE_MODEL := $(EXAMPLE_DIR)/model.joblib
 PORT ?= 9000
-LINT_PATHS := runtime frameworks serveml builder examples tests
+LINT_PATHS := runtime frameworks serveml builder controlplane examples tests
 # Strict typing for the shipped code; tests are checked by ruff and by running.
-TYPED_PATHS := runtime frameworks serveml builder
+TYPED_PATHS := runtime frameworks serveml builder controlplane
 
 .DEFAULT_GOAL := help
-.PHONY: help venv example serve lint docker test clean distclean
+.PHONY: help venv example serve controlplane lint docker test clean distclean
 
 help:
 	@echo "make serve      train the iris example (once) and serve it on http://127.0.0.1:$(PORT)"
 	@echo "make test       lint, type-check and run every test"
 	@echo "make venv       create $(VENV) from requirements/dev.lock"
 	@echo "make example    train the iris example into $(EXAMPLE_DIR)"
+	@echo "make controlplane  run the control-plane API locally against a moto server on :8000"
 	@echo "make lint       ruff check, ruff format --check, mypy"
 	@echo "make docker     start a Docker engine (where root may) and make the Lambda base image"
 	@echo "make clean      remove caches, build output and the trained example"
@@ -41,6 +42,9 @@ $(EXAMPLE_MODEL): examples/iris/train.py | $(STAMP)
 
 serve: venv example
 	$(BIN)/serveml serve $(EXAMPLE_DIR) --port $(PORT)
+
+controlplane: venv
+	$(BIN)/serveml controlplane --port 8000
 
 lint: venv
 	$(BIN)/ruff check $(LINT_PATHS)

@@ -20,8 +20,10 @@ def lines(text: str) -> list[dict]:
 
 
 @pytest.fixture
-def fresh(tmp_path):
-    """A service with a logger of its own (Powertools keeps one logger per service name)."""
+def fresh(tmp_path, monkeypatch):
+    """A service with a logger of its own (Powertools keeps one logger per service name), at INFO
+    whatever level other suites left in the environment."""
+    monkeypatch.setenv("SERVEML_LOG_LEVEL", "INFO")
 
     def make():
         return load_service(write_iris(tmp_path / uuid.uuid4().hex, name=f"obs-{uuid.uuid4().hex[:8]}"))

@@ -1,0 +1,1 @@
+"""ServeML's control plane: the API, the build pipeline and the warmer, as Lambda handlers."""
