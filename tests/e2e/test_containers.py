@@ -128,7 +128,7 @@ def test_sam_build_and_sam_local_invoke_run_the_model_function(base, iris_contex
     env |= {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
     # WHEN sam builds it and invokes it with sample events
     built = subprocess.run(
-        [str(BIN / "sam"), "build", "--template-file", "template.yaml"],
+        [str(BIN / "sam"), "build", "ModelFunction", "--template-file", "template.yaml"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
