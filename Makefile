@@ -8,18 +8,19 @@ STAMP := $(VENV)/.serveml-installed
 EXAMPLE_DIR := examples/iris/model
 EXAMPLE_MODEL := $(EXAMPLE_DIR)/model.joblib
 PORT ?= 9000
-LINT_PATHS := runtime frameworks serveml builder controlplane examples tests
+LINT_PATHS := runtime frameworks serveml builder controlplane bench examples tests
 # Strict typing for the shipped code; tests are checked by ruff and by running.
 TYPED_PATHS := runtime frameworks serveml builder controlplane
 
 .DEFAULT_GOAL := help
-.PHONY: help venv example serve controlplane lint docker test clean distclean
+.PHONY: help venv example serve bench controlplane lint docker test clean distclean
 
 help:
 	@echo "make serve      train the iris example (once) and serve it on http://127.0.0.1:$(PORT)"
 	@echo "make test       lint, type-check and run every test"
 	@echo "make venv       create $(VENV) from requirements/dev.lock"
 	@echo "make example    train the iris example into $(EXAMPLE_DIR)"
+	@echo "make bench      measure ServeML against a minimal handler, FastAPI+Mangum and bare predict"
 	@echo "make controlplane  run the control-plane API locally against a moto server on :8000"
 	@echo "make lint       ruff check, ruff format --check, mypy"
 	@echo "make docker     start a Docker engine (where root may) and make the Lambda base image"
@@ -42,6 +43,9 @@ $(EXAMPLE_MODEL): examples/iris/train.py | $(STAMP)
 
 serve: venv example
 	$(BIN)/serveml serve $(EXAMPLE_DIR) --port $(PORT)
+
+bench: venv
+	$(BIN)/python -m bench
 
 controlplane: venv
 	$(BIN)/serveml controlplane --port 8000
