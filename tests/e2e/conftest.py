@@ -54,14 +54,10 @@ class Invocation:
     body: Any
 
 
-@dataclass
-class Server:
-    """A running ``serveml serve``: where it listens and where its output goes."""
+class Emulator:
+    """Something a Runtime Interface Emulator serves on 127.0.0.1:``port``; invoked like Lambda."""
 
-    model: Path
     port: int
-    process: subprocess.Popen[bytes]
-    log: Path
 
     @property
     def endpoint(self) -> str:
@@ -70,23 +66,31 @@ class Server:
 
     @property
     def url(self) -> str:
+        """Where ``aws lambda invoke`` would POST: the emulator's invocations URL."""
         return self.endpoint + INVOKE_PATH
 
-    def invoke(self, event: Any) -> Invocation:
-        """POST ``event`` the way ``aws lambda invoke`` would and return the decoded answer.
-
-        The emulator answers an init error with HTTP 502 and the error's JSON, so a non-2xx status
-        is returned, not raised.
-        """
+    def invoke(self, event: Any, timeout: float = INVOKE_TIMEOUT_S) -> Invocation:
+        """POST ``event`` as JSON and return the status and decoded answer; a non-2xx status (the
+        emulator answers an init error with 502) is returned, not raised."""
         request = urllib.request.Request(
             self.url, data=json.dumps(event).encode(), headers={"Content-Type": "application/json"}
         )
         try:
-            with _OPENER.open(request, timeout=INVOKE_TIMEOUT_S) as response:
+            with _OPENER.open(request, timeout=timeout) as response:
                 return Invocation(response.status, json.loads(response.read()))
         except urllib.error.HTTPError as error:
             with error:
                 return Invocation(error.code, json.loads(error.read()))
+
+
+@dataclass
+class Server(Emulator):
+    """A running ``serveml serve``: where it listens and where its output goes."""
+
+    model: Path
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
 
     def output(self) -> str:
         lines = self.log.read_text(encoding="utf-8", errors="replace").splitlines()

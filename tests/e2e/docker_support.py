@@ -21,22 +21,18 @@ import shutil
 import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Invocation, free_port
+from tests.e2e.conftest import Emulator, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ENGINE_SCRIPT = ROOT / "scripts" / "docker-engine.sh"
 BASE_IMAGE_SCRIPT = ROOT / "scripts" / "lambda-base-image.sh"
-INVOKE_PATH = "/2015-03-31/functions/function/invocations"
 
 ENGINE_PROBE_TIMEOUT_S = 10.0
 DOCKER_TIMEOUT_S = 60.0
@@ -44,16 +40,11 @@ DOCKER_TIMEOUT_S = 60.0
 BASE_IMAGE_TIMEOUT_S = 1200.0
 BUILD_TIMEOUT_S = 900.0
 START_TIMEOUT_S = 60.0
-# The first invocation imports the handler's module (a model framework can take many seconds).
-INVOKE_TIMEOUT_S = 240.0
 LOG_TAIL_LINES = 200
 # Every container and image the tests make carries it, so leftovers are easy to find and remove.
 TEST_LABEL = "org.serveml.test=1"
 # Set on the stand-in by scripts/lambda-base-image.sh; images built FROM it inherit it.
 STANDIN_LABEL = "org.serveml.recipe"
-
-# Loopback only: an HTTP(S)_PROXY from the environment must not see these requests.
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 class DockerError(RuntimeError):
@@ -195,33 +186,10 @@ class Container:
 
 
 @dataclass
-class ContainerHandle(Container):
+class ContainerHandle(Container, Emulator):
     """A container whose Runtime Interface Emulator accepts invocations on 127.0.0.1:``port``."""
 
     port: int
-
-    @property
-    def endpoint(self) -> str:
-        """The base URL, as boto3's ``endpoint_url``."""
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def url(self) -> str:
-        """Where ``aws lambda invoke`` would POST: the emulator's invocations URL."""
-        return self.endpoint + INVOKE_PATH
-
-    def invoke(self, event: Any, timeout: float = INVOKE_TIMEOUT_S) -> Invocation:
-        """POST ``event`` as JSON and return the status and decoded answer; a non-2xx status (the emulator
-        answers an init error with 502) is returned, not raised."""
-        request = urllib.request.Request(
-            self.url, data=json.dumps(event).encode(), headers={"Content-Type": "application/json"}
-        )
-        try:
-            with _OPENER.open(request, timeout=timeout) as response:
-                return Invocation(response.status, json.loads(response.read()))
-        except urllib.error.HTTPError as error:
-            with error:
-                return Invocation(error.code, json.loads(error.read()))
 
 
 @contextmanager
