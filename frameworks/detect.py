@@ -3,7 +3,6 @@ importing any framework."""
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 from runtime.errors import UnsupportedFramework
@@ -91,6 +90,8 @@ def _sniff(path: Path) -> str:
 
 
 def _sniff_zip(path: Path) -> str:
+    import zipfile  # only files whose name says nothing get this far
+
     try:
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()

@@ -7,16 +7,12 @@ in one place, ``_error_response``; no exception leaves ``handle``.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import platform
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -37,6 +33,9 @@ from runtime.errors import (
 from runtime.manifest import MANIFEST_NAME, Manifest, read_manifest
 from runtime.observability import Stopwatch, Telemetry
 from runtime.transport import Action
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 #: Time kept back from Lambda's deadline to answer TIMEOUT before the platform kills the invocation.
@@ -85,6 +84,8 @@ def verify_sha256(model: Path, expected: str) -> None:
     """The model file must hash to the manifest's sha256 (written by ``serveml build``)."""
     if model.is_dir():
         return
+    import hashlib  # only models with a sha256 in their manifest pay for it
+
     digest = hashlib.sha256()
     with model.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -141,9 +142,10 @@ class Service:
         )
         timeout = os.environ.get("SERVEML_TIMEOUT")
         self.timeout_cap_s = float(timeout) if timeout else None
-        # One worker thread, made once: predictions that could come near the deadline run there,
-        # so that the handler can answer TIMEOUT instead of being killed mid-way in the framework.
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="serveml-predict")
+        # One worker thread, made on first need: predictions that could come near the deadline run
+        # there, so that the handler can answer TIMEOUT instead of being killed mid-way in the
+        # framework. Most models never need it, and concurrent.futures is not imported until then.
+        self._worker: ThreadPoolExecutor | None = None
         self.cold = True
         self._slowest_s_per_row: float | None = None
         self.warmup_error: str | None = None
@@ -233,6 +235,11 @@ class Service:
             self._slowest_s_per_row = rate
 
     def _predict_on_worker(self, request: protocol.Request, budget: float) -> Prediction:
+        from concurrent.futures import ThreadPoolExecutor
+        from concurrent.futures import TimeoutError as FutureTimeout
+
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="serveml-predict")
         future = self._worker.submit(self.adapter.predict, request.inputs, probabilities=request.probabilities)
         try:
             return future.result(timeout=None if budget == float("inf") else budget)
@@ -270,6 +277,8 @@ class Service:
         return {"warmed": True, "cold_start": cold_start, "model": self.info.to_json()}
 
     def health(self) -> dict[str, Any]:
+        import platform
+
         timings = self.init_timings
         return {
             "status": "ok",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -125,19 +124,21 @@ def decode_body(invocation: Invocation) -> Any:
         )
     if not body:
         raise InvalidJSON('the request body is empty: send a JSON object such as {"data": [[...]]}')
+    return loads(body)
+
+
+def loads(body: bytes | str, what: str = "the request body") -> Any:
+    """Parse JSON with orjson; bare NaN/Infinity (Python's json.dumps writes them) are read too, so
+    that the NaN check can name the value instead of calling the whole body invalid JSON."""
     try:
         return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        return _lenient_loads(body, exc)
+    except orjson.JSONDecodeError as error:
+        import json  # the slow path, for bare NaN/Infinity and integers beyond 64 bits
 
-
-def _lenient_loads(body: bytes, error: orjson.JSONDecodeError) -> Any:
-    # Python clients write bare NaN/Infinity (json.dumps allows them). Read those so the NaN check
-    # can name the value, instead of calling the whole body invalid.
-    try:
-        return json.loads(body)
-    except (ValueError, RecursionError):
-        raise InvalidJSON(f"the request body is not valid JSON: {error}", position=error.pos) from error
+        try:
+            return json.loads(body)
+        except (ValueError, RecursionError):
+            raise InvalidJSON(f"{what} is not valid JSON: {error}", position=error.pos) from error
 
 
 def respond(source: Source, status: int, payload: bytes) -> bytes:

@@ -81,9 +81,10 @@ def test_errors_log_their_code_at_warning_and_count_in_emf_by_code(fresh, capsys
     [log] = [r for r in records if r.get("message") == "invocation"]
     assert (log["level"], log["error_code"], log["status"]) == ("WARNING", "SHAPE_MISMATCH", 400)
     emf = [r for r in records if "_aws" in r]
-    by_code = [r for r in emf if r.get("error_code") == "SHAPE_MISMATCH"]
-    assert by_code
-    assert by_code[0]["Errors"] == [1.0]
+    # the invocation line counts the error; a record of its own counts it by code
+    assert log["Errors"] == 1
+    by_code = [r for r in emf if "error_code" in r["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0]]
+    assert [(r["error_code"], r["Errors"]) for r in by_code] == [("SHAPE_MISMATCH", [1.0])]
     namespace = emf[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"]
     assert namespace == "ServeML"
 
@@ -92,10 +93,12 @@ def test_emf_metrics_carry_latency_rows_and_cold_start(fresh, capsys):
     service = fresh()
     capsys.readouterr()
     service.handle({"data": [SECRET_ROW, SECRET_ROW]}, LocalContext())
+    # one line: the log line is the EMF record
     [emf] = [r for r in lines(capsys.readouterr().out) if "_aws" in r]
+    assert emf["message"] == "invocation"
     names = {m["Name"] for m in emf["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
     assert {"Latency", "Rows", "Errors", "ColdStart"} <= names
-    assert emf["Rows"] == [2.0]
+    assert (emf["Rows"], emf["ColdStart"], emf["Errors"]) == (2, 1, 0)
     assert emf["framework"] == "sklearn"
 
 
@@ -112,3 +115,38 @@ def test_serveml_log_level_is_honoured(fresh, capsys, monkeypatch):
     service = fresh()
     service.handle({"data": [SECRET_ROW]}, LocalContext())
     assert not [r for r in lines(capsys.readouterr().out) if r.get("message") in ("init", "invocation")]
+
+
+def test_the_emf_block_is_the_one_powertools_writes(fresh, capsys):
+    """The invocation line's _aws block and metric values, against Powertools' own EMF record for
+    the same namespace, dimensions and metrics (Powertools is the reference, not our reading of
+    the spec)."""
+    from aws_lambda_powertools.metrics import EphemeralMetrics
+
+    from runtime.observability import INVOCATION_METRICS
+
+    service = fresh()
+    capsys.readouterr()
+    service.handle({"data": [SECRET_ROW]}, LocalContext())
+    [line] = [r for r in lines(capsys.readouterr().out) if "_aws" in r]
+    reference = EphemeralMetrics(namespace="ServeML", service=service.telemetry.service)
+    reference.set_default_dimensions(framework="sklearn")
+    for name, unit in INVOCATION_METRICS:
+        reference.add_metric(name=name, unit=unit, value=line[name])
+    expected = reference.serialize_metric_set()
+    assert line["_aws"]["CloudWatchMetrics"] == expected["_aws"]["CloudWatchMetrics"]
+    assert abs(line["_aws"]["Timestamp"] - expected["_aws"]["Timestamp"]) < 60_000
+    for name, _ in INVOCATION_METRICS:
+        assert [float(line[name])] == expected[name]
+    for dimension in expected["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0]:
+        assert line[dimension] == expected[dimension]
+
+
+def test_the_log_level_hides_the_line_but_not_its_metrics(fresh, capsys, monkeypatch):
+    monkeypatch.setenv("SERVEML_LOG_LEVEL", "ERROR")
+    service = fresh()
+    service.handle({"data": [SECRET_ROW]}, LocalContext())
+    [line] = lines(capsys.readouterr().out)
+    assert "message" not in line
+    assert line["Rows"] == 1
+    assert line["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "ServeML"
