@@ -1,7 +1,13 @@
-"""ONNX models, run with onnxruntime on the CPU."""
+"""ONNX models, run with onnxruntime on the CPU.
+
+A classifier's model may say in its metadata (``serveml build --optimize onnx`` writes it) which
+output holds class probabilities and what the classes are: that output is then given only when
+probabilities are asked for, with ``classes`` naming its columns, as the scikit-learn adapter does.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,6 +18,11 @@ import onnxruntime as ort
 from frameworks.base import Adapter, LoadOptions, Prediction
 from runtime.contract import Contract, TensorSpec
 from runtime.errors import InvalidInput, ModelLoadFailed
+
+#: Metadata key naming the output that holds class probabilities, given only on request.
+PROBABILITIES_KEY = "serveml.probabilities_output"
+#: Metadata key holding the class labels (a JSON list) in the order of the probability columns.
+CLASSES_KEY = "serveml.classes"
 
 
 class OnnxAdapter(Adapter):
@@ -30,7 +41,33 @@ class OnnxAdapter(Adapter):
         self._input_names = [i.name for i in self.session.get_inputs()]
         self._output_names = [o.name for o in self.session.get_outputs()]
         self._probability_output = next((n for n in self._output_names if "prob" in n.lower()), None)
+        self._on_request: set[str] = set()
+        self._classes: list[Any] | None = None
+        self._read_metadata()
         self._contract = _contract_of(self.session)
+
+    def _read_metadata(self) -> None:
+        metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
+        named = metadata.get(PROBABILITIES_KEY)
+        if named is not None and named in self._output_names and len(self._output_names) > 1:
+            self._probability_output = named
+            self._on_request = {named}
+        if CLASSES_KEY in metadata:
+            try:
+                classes = json.loads(metadata[CLASSES_KEY])
+            except ValueError as exc:
+                raise ModelLoadFailed(
+                    f"cannot load onnx model {self.path}: metadata {CLASSES_KEY} is not JSON: {exc}",
+                    path=str(self.path),
+                    cause=str(exc),
+                ) from exc
+            if not isinstance(classes, list):
+                raise ModelLoadFailed(
+                    f"cannot load onnx model {self.path}: metadata {CLASSES_KEY} must be a JSON list",
+                    path=str(self.path),
+                    cause=f"{CLASSES_KEY} is {type(classes).__name__}",
+                )
+            self._classes = classes
 
     def predict(self, inputs: Mapping[str, np.ndarray[Any, Any]], *, probabilities: bool = False) -> Prediction:
         if probabilities and self._probability_output is None:
@@ -38,9 +75,10 @@ class OnnxAdapter(Adapter):
                 f"this model gives no class probabilities (no output named like 'probabilities'; "
                 f"outputs: {', '.join(self._output_names)})"
             )
-        raw = self.session.run(self._output_names, {name: inputs[name] for name in self._input_names})
+        wanted = [n for n in self._output_names if n not in self._on_request or probabilities]
+        raw = self.session.run(wanted, {name: inputs[name] for name in self._input_names})
         result = Prediction(outputs={})
-        for name, value in zip(self._output_names, raw, strict=True):
+        for name, value in zip(wanted, raw, strict=True):
             keys: list[Any] | None = None
             if isinstance(value, list) and value and isinstance(value[0], dict):
                 # skl2onnx's ZipMap: one {class: probability} dict per row.
@@ -50,12 +88,18 @@ class OnnxAdapter(Adapter):
                 result.outputs[name] = np.asarray(value)
             if probabilities and name == self._probability_output:
                 result.probabilities = result.outputs[name]
-                result.classes = keys
+                result.classes = keys if keys is not None else self._classes
+            if name in self._on_request:
+                del result.outputs[name]
         return result
 
     @property
     def versions(self) -> dict[str, str]:
         return {"onnxruntime": str(ort.__version__)}
+
+    @property
+    def classes(self) -> list[Any] | None:
+        return self._classes
 
 
 def _contract_of(session: Any) -> Contract | None:

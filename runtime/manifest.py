@@ -32,6 +32,19 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "trusted": (bool,),
     "sha256": (str,),
     "versions": (dict,),
+    "converted_from": (dict,),
+}
+
+#: ``converted_from`` (written by ``serveml build --optimize onnx``): the fields it holds, their types,
+#: and whether they must be there.
+_CONVERTED_FROM_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "framework": ((str,), True),
+    "file": ((str,), True),
+    "sha256": ((str,), False),
+    "converter": ((str,), True),
+    "max_abs_diff": ((float, int), True),
+    "tolerance": ((dict,), True),
+    "sample_rows": ((int,), False),
 }
 
 
@@ -53,6 +66,8 @@ class Manifest:
     trusted: bool = False
     sha256: str | None = None
     versions: dict[str, str] = field(default_factory=dict)
+    #: What the model was converted from: framework, file, sha256, converter, max_abs_diff, tolerance.
+    converted_from: dict[str, Any] | None = None
 
 
 def read_manifest(path: Path) -> Manifest:
@@ -106,7 +121,45 @@ def parse_manifest(raw: Any, path: Path | None = None) -> Manifest:
         trusted=raw.get("trusted", False),
         sha256=raw.get("sha256"),
         versions={str(k): str(v) for k, v in raw.get("versions", {}).items()},
+        converted_from=_converted_from(raw.get("converted_from"), where),
     )
+
+
+def _converted_from(value: dict[str, Any] | None, where: str) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    unknown = sorted(set(value) - set(_CONVERTED_FROM_FIELDS))
+    if unknown:
+        raise InvalidManifest(
+            f"{where}: converted_from: unknown field(s) {', '.join(unknown)}; "
+            f"known fields: {', '.join(_CONVERTED_FROM_FIELDS)}",
+            path=where,
+            unknown=unknown,
+        )
+    for key, (expected, required) in _CONVERTED_FROM_FIELDS.items():
+        if key not in value:
+            if required:
+                raise InvalidManifest(f"{where}: converted_from is missing {key!r}", path=where, field=key)
+            continue
+        item = value[key]
+        if not isinstance(item, expected) or isinstance(item, bool):
+            names = " or ".join(t.__name__ for t in expected)
+            raise InvalidManifest(
+                f"{where}: converted_from.{key} must be {names}, got {type(item).__name__}",
+                path=where,
+                field=f"converted_from.{key}",
+            )
+    tolerance = value["tolerance"]
+    bad = sorted(set(tolerance) ^ {"rtol", "atol"}) or [
+        k for k in ("rtol", "atol") if not isinstance(tolerance[k], float | int) or isinstance(tolerance[k], bool)
+    ]
+    if bad:
+        raise InvalidManifest(
+            f"{where}: converted_from.tolerance must hold exactly rtol and atol, both numbers; wrong: {', '.join(bad)}",
+            path=where,
+            field="converted_from.tolerance",
+        )
+    return dict(value)
 
 
 def _labels(value: dict[str, Any] | list[Any] | None, where: str) -> dict[str, str]:
