@@ -19,6 +19,7 @@ from typing import Any
 from builder import scan as pickle_scan
 from builder.check import CheckFailed, check_model
 from builder.context import render_manifest, render_sam_resource, sha256_of, size_of, write_context
+from builder.optimize import DEFAULT_TOLERANCE, OptimizeError, Tolerance, convert_to_onnx
 from builder.requirements import (
     Requirements,
     RequirementsError,
@@ -29,12 +30,15 @@ from builder.requirements import (
 from builder.wheels import WheelsError, download, torch_wheel_hint
 from frameworks import framework_name
 from frameworks.detect import detect_framework
+from runtime.contract import Contract
 from runtime.errors import ServeMLError
 from runtime.manifest import MANIFEST_NAME, read_manifest
 from runtime.service import locate
 
 #: The guide's limit for what a user uploads: model plus requirements.
 DEFAULT_MAX_SIZE_MB = 250.0
+#: What ``--optimize`` can convert a model to.
+OPTIMIZE_TARGETS = ("onnx",)
 
 
 class BuildError(Exception):
@@ -55,6 +59,10 @@ class BuildOptions:
     sample: Path | None = None
     max_size_mb: float = DEFAULT_MAX_SIZE_MB
     base_image: str | None = None
+    #: "onnx": convert the model at build time and keep the conversion only if it predicts the same.
+    optimize: str | None = None
+    #: How close the converted model's predictions must be to the original's.
+    tolerance: Tolerance = DEFAULT_TOLERANCE
 
 
 @dataclass(slots=True)
@@ -68,6 +76,8 @@ class BuildResult:
     packages_mb: float
     sam_resource: str
     notes: list[str] = field(default_factory=list)
+    #: What the model was converted from (``--optimize``), as recorded in serveml.json.
+    converted_from: dict[str, Any] | None = None
 
 
 Echo = Callable[[str], None]
@@ -75,7 +85,9 @@ Echo = Callable[[str], None]
 
 def build(options: BuildOptions, echo: Echo = print) -> BuildResult:
     """Run every step; print progress with ``echo``; return what was built."""
-    steps = _Steps(echo, total=7)
+    if options.optimize is not None and options.optimize not in OPTIMIZE_TARGETS:
+        raise BuildError(f"--optimize {options.optimize}: unknown target; choose from {', '.join(OPTIMIZE_TARGETS)}")
+    steps = _Steps(echo, total=8 if options.optimize else 7)
     model_path = options.model.resolve()
     if not model_path.exists():
         raise BuildError(f"Model not found: {options.model}")
@@ -91,13 +103,62 @@ def build(options: BuildOptions, echo: Echo = print) -> BuildResult:
         steps.detail(framework)
     with steps("Scanning for code that runs on load"):
         steps.detail(_scan(model, options.trust))
-    with steps("Validating the model in a clean process"), tempfile.TemporaryDirectory(prefix="serveml-") as stage:
-        staged = _stage(model, user_manifest, framework, options.trust, Path(stage))
-        try:
-            report = check_model(staged, sample=options.sample)
-        except CheckFailed as error:
-            raise BuildError(f"Model validation failed: {error}") from error
-        steps.detail(f"predicted {_preview(report['response'])} in a fresh interpreter")
+    with tempfile.TemporaryDirectory(prefix="serveml-") as scratch:
+        work = Path(scratch)
+        with steps("Validating the model in a clean process"):
+            staged = _stage(model, user_manifest, framework, options.trust, work / "original")
+            try:
+                report = check_model(staged, sample=options.sample)
+            except CheckFailed as error:
+                raise BuildError(f"Model validation failed: {error}") from error
+            steps.detail(f"predicted {_preview(report['response'])} in a fresh interpreter")
+        notes: list[str] = []
+        converted_from: dict[str, Any] | None = None
+        trust = options.trust
+        if options.optimize:
+            with steps("Converting to ONNX"):
+                outcome = _optimize(
+                    model,
+                    staged,
+                    framework=framework,
+                    report=report,
+                    user_manifest=user_manifest,
+                    options=options,
+                    work=work,
+                )
+                if isinstance(outcome, str):
+                    notes.append(f"--optimize onnx kept the original {framework} model: {outcome}")
+                    steps.detail(f"kept the original: {outcome}")
+                else:
+                    onnx_model, report, converted_from, described = outcome
+                    model, framework, trust = onnx_model, "onnx", False
+                    user_manifest = {k: v for k, v in user_manifest.items() if k != "trusted"}
+                    steps.detail(described)
+        result = _finish_build(
+            steps,
+            model=model,
+            framework=framework,
+            report=report,
+            user_manifest=user_manifest,
+            options=options,
+            trust=trust,
+            converted_from=converted_from,
+        )
+    result.notes = notes + result.notes
+    return result
+
+
+def _finish_build(
+    steps: _Steps,
+    *,
+    model: Path,
+    framework: str,
+    report: dict[str, Any],
+    user_manifest: dict[str, Any],
+    options: BuildOptions,
+    trust: bool,
+    converted_from: dict[str, Any] | None,
+) -> BuildResult:
     with steps("Pinning requirements"):
         requirements = _requirements(model, framework, report, options)
         steps.detail(", ".join(str(p) for p in requirements.pins.values()))
@@ -107,8 +168,10 @@ def build(options: BuildOptions, echo: Echo = print) -> BuildResult:
         steps.detail(f"{len(wheels)} wheels, {packages_mb:.0f} MB installed")
     with steps("Writing the build context"):
         manifest = render_manifest(user_manifest, report, model.name, None if model.is_dir() else sha256_of(model)) | (
-            {"trusted": True} if options.trust else {}
+            {"trusted": True} if trust else {}
         )
+        if converted_from is not None:
+            manifest["converted_from"] = converted_from
         tag = options.tag or _default_tag(manifest)
         sam = render_sam_resource(
             logical_id="ModelFunction",
@@ -139,6 +202,7 @@ def build(options: BuildOptions, echo: Echo = print) -> BuildResult:
         packages_mb=packages_mb,
         sam_resource=sam,
         notes=requirements.notes,
+        converted_from=converted_from,
     )
 
 
@@ -151,6 +215,7 @@ def summary(result: BuildResult, base_image: str | None) -> str:
         f"Built context {result.out} for a {result.framework} model ({versions})",
         f"  context: {result.context_mb:.1f} MB; packages installed in the image: {result.packages_mb:.0f} MB",
         f"  expected image size: {base} + {result.packages_mb:.0f} MB",
+        *_converted_lines(result.converted_from),
         *(f"  note: {note}" for note in result.notes),
         "",
         "Next:",
@@ -162,6 +227,17 @@ def summary(result: BuildResult, base_image: str | None) -> str:
         result.sam_resource,
     ]
     return "\n".join(lines)
+
+
+def _converted_lines(entry: dict[str, Any] | None) -> list[str]:
+    if entry is None:
+        return []
+    tolerance = Tolerance(**entry["tolerance"])
+    return [
+        f"  converted from the {entry['framework']} model {entry['file']} by {entry['converter']}: "
+        f"max abs diff {entry['max_abs_diff']:.2g} on {entry['sample_rows']} sample rows (tolerance {tolerance}); "
+        "the image carries onnxruntime only"
+    ]
 
 
 class _Steps:
@@ -244,11 +320,47 @@ def _scan(model: Path, trust: bool) -> str:
 
 def _stage(model: Path, manifest: dict[str, Any], framework: str, trust: bool, stage: Path) -> Path:
     """The model as the image will hold it: beside a manifest that names its framework."""
+    stage.mkdir(parents=True, exist_ok=True)
     (stage / model.name).symlink_to(model, target_is_directory=model.is_dir())
     staged = {k: v for k, v in manifest.items() if k != "sha256"}
     staged |= {"framework": framework, "model_file": model.name} | ({"trusted": True} if trust else {})
     (stage / MANIFEST_NAME).write_text(json.dumps(staged))
     return stage
+
+
+def _optimize(
+    model: Path,
+    staged: Path,
+    *,
+    framework: str,
+    report: dict[str, Any],
+    user_manifest: dict[str, Any],
+    options: BuildOptions,
+    work: Path,
+) -> str | tuple[Path, dict[str, Any], dict[str, Any], str]:
+    """Convert the model to ONNX and validate the result as the original was validated.
+
+    Returns the reason the original is kept, or the ONNX model, its check report, the manifest's
+    ``converted_from`` entry and the step's detail line."""
+    if framework == "onnx":
+        return "it is already an ONNX model"
+    inputs = report["contract"]["inputs"]
+    known = report.get("contract_known") and all(spec["shape"] is not None for spec in inputs)
+    contract = Contract.from_json(inputs, source="model") if known else Contract.unknown()
+    try:
+        conversion = convert_to_onnx(staged, framework, contract, work / "onnx", tolerance=options.tolerance)
+    except OptimizeError as error:
+        return str(error)
+    onnx_model = conversion.onnx_path
+    manifest = {k: v for k, v in user_manifest.items() if k != "trusted"}
+    try:
+        onnx_report = check_model(
+            _stage(onnx_model, manifest, "onnx", False, work / "converted"), sample=options.sample
+        )
+    except CheckFailed as error:
+        return f"the converted model failed validation: {error}"
+    entry = conversion.manifest_entry(model.name, None if model.is_dir() else sha256_of(model))
+    return onnx_model, onnx_report, entry, f"{conversion.describe()}, validated in a fresh interpreter"
 
 
 def _requirements(model: Path, framework: str, report: dict[str, Any], options: BuildOptions) -> Requirements:

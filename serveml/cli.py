@@ -318,6 +318,13 @@ def _add_build(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("--trust", action="store_true", help="load pickles that import code outside the allow-list")
     p.add_argument("--max-size-mb", type=float, default=250.0, metavar="MB", help="model + requirements limit")
+    p.add_argument(
+        "--optimize",
+        choices=["onnx"],
+        help="convert the model to ONNX (skl2onnx, torch.onnx, tf2onnx) and serve it with onnxruntime only, "
+        "if it predicts what the original does on a sample made from its input contract (within "
+        "atol 1e-05 + rtol 0.0001 x |original|, labels exactly); otherwise keep the original and say why",
+    )
     p.set_defaults(func=_cmd_build)
 
 
@@ -342,6 +349,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
         sample=args.sample,
         max_size_mb=args.max_size_mb,
         base_image=args.base_image,
+        optimize=args.optimize,
     )
     try:
         result = build(options, echo=lambda line: print(line, flush=True))

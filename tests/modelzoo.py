@@ -41,6 +41,10 @@ KINDS: tuple[str, ...] = (
     "savedmodel",
 )
 
+#: Kinds made for the builder's tests (``serveml build --optimize onnx``), outside the adapter contract
+#: suite: a regressor, and a pipeline with a step skl2onnx has no converter for.
+BUILDER_KINDS: tuple[str, ...] = ("sklearn-regressor", "sklearn-unconvertible")
+
 #: Rows of the iris data used as the sample batch: a few of each class.
 _SAMPLE = [0, 1, 50, 51, 100]
 
@@ -57,7 +61,7 @@ class ZooModel:
 def build(kind: str, directory: Path) -> ZooModel:
     """Write the model ``kind`` (one of ``KINDS``) into ``directory`` and describe it."""
     if kind not in _BUILDERS:
-        raise ValueError(f"unknown model kind {kind!r}; known: {', '.join(KINDS)}")
+        raise ValueError(f"unknown model kind {kind!r}; known: {', '.join(KINDS + BUILDER_KINDS)}")
     directory.mkdir(parents=True, exist_ok=True)
     return _BUILDERS[kind](directory)
 
@@ -160,6 +164,36 @@ def _sklearn_dataframe(directory: Path) -> ZooModel:
     sample = frame.iloc[_SAMPLE]
     rows = [[float(a), float(b), str(c)] for a, b, c in sample.itertuples(index=False)]
     return ZooModel(path, "sklearn", rows, model.predict(sample).tolist(), 3)
+
+
+def _sklearn_regressor(directory: Path) -> ZooModel:
+    import joblib
+    import numpy as np
+    from sklearn.linear_model import Ridge
+
+    features, _ = _iris()
+    # Petal width from the other three measurements: one value per row, as scikit-learn regressors give.
+    model = Ridge(alpha=1.0).fit(features[:, :3], features[:, 3])
+    path = directory / "model.joblib"
+    joblib.dump(model, path)
+    rows = [row[:3] for row in _iris_rows()]
+    return ZooModel(path, "sklearn", rows, model.predict(np.asarray(rows)).tolist(), 3)
+
+
+def _sklearn_unconvertible(directory: Path) -> ZooModel:
+    import joblib
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    features, target = _iris()
+    # skl2onnx converts a FunctionTransformer only when it is the identity.
+    model = make_pipeline(FunctionTransformer(np.log1p), LogisticRegression(max_iter=500)).fit(features, target)
+    path = directory / "model.joblib"
+    joblib.dump(model, path)
+    rows = _iris_rows()
+    return ZooModel(path, "sklearn", rows, model.predict(np.asarray(rows)).tolist(), 4)
 
 
 def _onnx(directory: Path) -> ZooModel:
@@ -356,4 +390,6 @@ _BUILDERS: dict[str, Callable[[Path], ZooModel]] = {
     "keras": _keras,
     "h5": _h5,
     "savedmodel": _savedmodel,
+    "sklearn-regressor": _sklearn_regressor,
+    "sklearn-unconvertible": _sklearn_unconvertible,
 }
