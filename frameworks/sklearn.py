@@ -32,23 +32,29 @@ class SklearnAdapter(Adapter):
                 cause=f"no predict method on {type(self.model).__name__}",
             )
         self._contract = _contract_of(self.model)
+        self._tabular = self._contract is not None and self._contract.tabular
 
     def predict(self, inputs: Mapping[str, np.ndarray[Any, Any]], *, probabilities: bool = False) -> Prediction:
         if probabilities and not hasattr(self.model, "predict_proba"):
             raise InvalidInput("this model gives no class probabilities (it has no predict_proba)")
-        if self._contract is not None and self._contract.tabular:
+        if self._tabular and self._contract is not None:
             import pandas as pd  # only DataFrame models pay for pandas
 
             features: Any = pd.DataFrame({name: inputs[name] for name in self._contract.names})
         else:
             features = next(iter(inputs.values()))
         # The runtime has already refused NaN/Inf unless the manifest allows them, and estimators
-        # that take NaN natively do not run the finiteness check anyway.
-        with sklearn.config_context(assume_finite=True):
+        # that take NaN natively do not run the finiteness check anyway. Two set_config calls
+        # rather than config_context, which copies and restores every option (about 10 µs).
+        finite_before = sklearn.get_config()["assume_finite"]
+        sklearn.set_config(assume_finite=True)
+        try:
             result = Prediction(outputs={"predictions": np.asarray(self.model.predict(features))})
             if probabilities:
                 result.probabilities = np.asarray(self.model.predict_proba(features))
                 result.classes = self.classes
+        finally:
+            sklearn.set_config(assume_finite=finite_before)
         return result
 
     @property

@@ -50,7 +50,7 @@ class Limits:
     max_batch_rows: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs microseconds per request
 class Request:
     """A checked request: its protocol, input arrays keyed by contract name, and options."""
 
@@ -89,6 +89,48 @@ def read(body: Any, contract: Contract, limits: Limits) -> Request:
     rows = validation.check_batch(inputs, limits.max_batch_rows)
     request_id = body.get("id")
     return Request(protocol, inputs, rows, probabilities, request_id if isinstance(request_id, str) else None)
+
+
+def fast_spec(contract: Contract) -> TensorSpec | None:
+    """The input ``read_fast`` can serve: the only one, floats, every axis but the batch known."""
+    if len(contract.inputs) != 1 or contract.tabular:
+        return None
+    spec = contract.inputs[0]
+    if spec.any_shape or spec.np_dtype.kind != "f" or len(spec.shape) < 2:
+        return None
+    return spec
+
+
+def read_fast(body: Any, spec: TensorSpec, limits: Limits) -> Request | None:
+    """The common request, ``{"data": rows}`` of plain numbers for a single float input, read
+    with a few numpy calls; ``None`` for anything else, which ``read`` then takes (and raises the
+    errors for). Accepts only what ``read`` accepts, giving the same arrays.
+
+    The general path's dispatch and per-step checks cost more than a one-row scikit-learn
+    prediction's own overhead; this is what keeps ServeML within 5% of a bare handler.
+    """
+    rows = body.get("data") if type(body) is dict and len(body) == 1 else None
+    if type(rows) is not list or not rows:
+        return None
+    try:
+        array = np.array(rows)
+    except (ValueError, TypeError):
+        return None  # ragged: read names the row
+    if array.dtype.kind not in "fi" or (array.shape[1:] != spec.shape[1:] and not _fits(array.shape, spec.shape)):
+        return None
+    rows_count = array.shape[0]
+    if limits.max_batch_rows is not None and rows_count > limits.max_batch_rows:
+        return None
+    if array.dtype != spec.np_dtype:
+        with np.errstate(over="ignore", invalid="ignore"):
+            array = array.astype(spec.np_dtype)
+    if not limits.allow_nan and not np.isfinite(array).all():
+        return None  # read says which value, and whether it was NaN or an overflow
+    return Request("data", {spec.name: array}, rows_count)
+
+
+def _fits(got: tuple[int, ...], expected: tuple[int, ...]) -> bool:
+    return len(got) == len(expected) and all(e in (-1, g) for e, g in zip(expected[1:], got[1:], strict=True))
 
 
 def _probabilities(body: dict[str, Any]) -> bool:

@@ -32,7 +32,7 @@ from runtime.errors import (
 )
 from runtime.manifest import MANIFEST_NAME, Manifest, read_manifest
 from runtime.observability import Stopwatch, Telemetry
-from runtime.transport import Action
+from runtime.transport import Action, Source
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
@@ -140,6 +140,7 @@ class Service:
             allow_nan=manifest.allow_nan,
             max_batch_rows=manifest.max_batch_rows or (int(env_rows) if env_rows else None),
         )
+        self._fast_spec = protocol.fast_spec(contract)
         timeout = os.environ.get("SERVEML_TIMEOUT")
         self.timeout_cap_s = float(timeout) if timeout else None
         # One worker thread, made on first need: predictions that could come near the deadline run
@@ -156,24 +157,34 @@ class Service:
     def handle(self, event: Any, context: Any) -> bytes:
         """Answer one invocation; always returns encoded JSON, never raises."""
         watch = Stopwatch()
-        fields: dict[str, Any] = {
-            "request_id": getattr(context, "aws_request_id", None),
-            "cold_start": self.cold,
-            "framework": self.adapter.name,
-            "model_version": self.info.version,
-        }
+        fields = self.telemetry.start_line()
+        fields["request_id"] = getattr(context, "aws_request_id", None)
+        fields["cold_start"] = self.cold
+        fields["framework"] = self.adapter.name
+        fields["model_version"] = self.info.version
         self.cold = False
-        source = transport.source_of(event)
+        source = Source.DIRECT
         status = 200
         try:
-            invocation = transport.parse(event)
-            fields["action"] = invocation.action.value
-            if invocation.action is Action.PREDICT:
-                body = self._predict_body(invocation, context, watch, fields)
-            elif invocation.action is Action.WARMUP:
-                body = self.warm(fields["cold_start"])
+            # The common request first: a direct {"data": rows} for a single float input. Anything
+            # else, or anything wrong with it, takes the general path, which raises the errors.
+            request = (
+                self._fast_spec and type(event) is dict and protocol.read_fast(event, self._fast_spec, self.limits)
+            )
+            if request:
+                fields["action"] = "predict"
+                watch.lap("parse")  # done by the marshaller, before the handler
+                body = self._answer(request, context, watch, fields)
             else:
-                body = self.health()
+                source = transport.source_of(event)
+                invocation = transport.parse(event, source)
+                fields["action"] = invocation.action.value
+                if invocation.action is Action.PREDICT:
+                    body = self._predict_body(invocation, context, watch, fields)
+                elif invocation.action is Action.WARMUP:
+                    body = self.warm(fields["cold_start"])
+                else:
+                    body = self.health()
         except ServeMLError as error:
             status, body = self._error_response(error, fields)
         except Exception as error:
@@ -184,7 +195,8 @@ class Service:
         result = transport.respond(source, status, payload)
         fields["source"] = source.value
         fields["status"] = status
-        fields["timings_ms"] = {**watch.laps, "total": watch.total()}
+        watch.laps["total"] = watch.total()
+        fields["timings_ms"] = watch.laps
         fields["memory_limit_mb"] = int(getattr(context, "memory_limit_in_mb", 0) or environment.memory_limit_mb())
         self.telemetry.invocation(fields, event if self.telemetry.debug else None)
         return result
@@ -192,7 +204,12 @@ class Service:
     def _predict_body(self, invocation: Any, context: Any, watch: Stopwatch, fields: dict[str, Any]) -> dict[str, Any]:
         decoded = transport.decode_body(invocation)
         watch.lap("parse")
-        request = protocol.read(decoded, self.contract, self.limits)
+        fast = self._fast_spec and protocol.read_fast(decoded, self._fast_spec, self.limits)
+        return self._answer(fast or protocol.read(decoded, self.contract, self.limits), context, watch, fields)
+
+    def _answer(
+        self, request: protocol.Request, context: Any, watch: Stopwatch, fields: dict[str, Any]
+    ) -> dict[str, Any]:
         fields["rows"] = request.rows
         fields["protocol"] = request.protocol
         watch.lap("validate")
