@@ -1,4 +1,5 @@
-"""``python -m bench [--quick] [--out DIR]``: warm latency per case, then cold start per framework."""
+"""``python -m bench [--quick] [--out DIR]``: warm latency per case (in-process and through the
+real Runtime Interface Emulator), cold start and peak memory per framework, the targets."""
 
 from __future__ import annotations
 
@@ -7,26 +8,36 @@ import datetime
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import coldstart, contenders, latency, models, report
+from bench import coldstart, contenders, latency, models, report, targets
+from bench import rie as rie_path
 
 # The model zoo the tests use; it imports each framework only inside that framework's builder.
 from tests import modelzoo
 
-#: (rows in the batch case, timed calls for iris, for the batch, warm-up calls, cold-start kinds and runs)
+CaseMaker = Callable[[Path], models.Case]
+
+#: Cases as (make, timed calls through the RIE); the in-process count is in the Case.
 _FULL: dict[str, Any] = {
-    "batch_rows": 10_000,
-    "iris_reps": 2000,
-    "batch_reps": 40,
-    "warmup": 3,
-    "cold": {"sklearn-joblib": 3, "onnx": 3, "torchscript": 3, "keras": 1},
+    "cases": [
+        (lambda d: models.iris_case(d, 2000), 300),
+        (lambda d: models.batch_case(d, 10_000, 30), 15),
+        (lambda d: models.forest_case(d, 1000), 200),
+        (lambda d: models.torchscript_case(d, 1000), 200),
+        (lambda d: models.keras_case(d, 500), 150),
+        (lambda d: models.onnx_case(d, 2000), 300),
+    ],
+    "warmup": 5,
+    "cold": {"sklearn-joblib": 5, "onnx": 5, "torchscript": 3, "keras": 3},
 }
 _QUICK: dict[str, Any] = {
-    "batch_rows": 100,
-    "iris_reps": 30,
-    "batch_reps": 10,
+    "cases": [
+        (lambda d: models.iris_case(d, 30), 10),
+        (lambda d: models.batch_case(d, 100, 10), 5),
+    ],
     "warmup": 2,
     "cold": {"sklearn-joblib": 1},
 }
@@ -48,35 +59,45 @@ def main(argv: list[str] | None = None) -> int:
     }
     with tempfile.TemporaryDirectory(prefix="serveml-bench-") as tmp:
         root = Path(tmp)
-        cases = [
-            models.iris_case(root / "iris", plan["iris_reps"]),
-            models.batch_case(root / "batch", plan["batch_rows"], plan["batch_reps"]),
-        ]
-        for case in cases:
-            with latency.quiet_stdout():  # ServeML's init and check-call log lines
-                calls = contenders.build(case.model_dir, case.rows)
-                contenders.check_agree(calls, case.model_dir)
-            samples = latency.measure(calls, case.repetitions, plan["warmup"])
-            stats = {name: latency.summarize(samples[name]) for name in contenders.NAMES}
-            ratios = {
-                label: round(stats[mine]["p50_us"] / stats[theirs]["p50_us"], 3)
-                for label, mine, theirs in contenders.RATIOS
-            }
-            results["latency"].append(
-                {"case": case.name, "repetitions": case.repetitions, "contenders": stats, "ratios_p50": ratios}
-            )
-            print(f"{case.name}: " + ", ".join(f"{k} {v}" for k, v in ratios.items()), file=sys.stderr)
+        for index, (make, rie_repetitions) in enumerate(plan["cases"]):
+            case = make(root / f"case{index}")
+            results["latency"].append(_latency(case, rie_repetitions, plan["warmup"]))
         for kind, runs in plan["cold"].items():
             directory = root / "cold" / kind
             directory.mkdir(parents=True)
             zoo = modelzoo.build(kind, directory)
             cold = coldstart.measure(kind, zoo.path, runs)
             results["coldstart"].append(cold)
-            print(f"cold start {kind}: init x{cold['init_ratio']}, rss x{cold['rss_ratio']}", file=sys.stderr)
+            _say(f"cold start {kind}: init +{cold['init_delta_ms']} ms, peak RSS +{cold['rss_delta_mb']} MB")
+    results["targets"] = targets.evaluate(results)
     results["elapsed_s"] = round(time.perf_counter() - started, 1)
     md_path, json_path = report.write(args.out, results)
-    print(f"wrote {md_path} and {json_path} in {results['elapsed_s']} s", file=sys.stderr)
+    _say(f"wrote {md_path} and {json_path} in {results['elapsed_s']} s")
     return 0
+
+
+def _latency(case: models.Case, rie_repetitions: int, warmup: int) -> dict[str, Any]:
+    """One case, in-process then through the emulator; every contender's answer checked first."""
+    with latency.quiet_stdout():  # ServeML's init and check-call log lines
+        calls = contenders.build(case)
+        contenders.check_agree({name: call() for name, call in calls.items()}, case.model_dir)
+    in_process = latency.measure(calls, case.repetitions, warmup)
+    with rie_path.served(case) as served:
+        contenders.check_agree({name: call() for name, call in served.items()}, case.model_dir)
+        through_rie = latency.measure(served, rie_repetitions, warmup)
+    result = {
+        "case": case.name,
+        "kind": case.kind,
+        "rows": len(case.rows),
+        "in_process": latency.summary(in_process, contenders.RATIOS),
+        "rie": latency.summary(through_rie, contenders.RATIOS),
+    }
+    _say(f"{case.name}: in-process {result['in_process']['ratios_p50']}, RIE {result['rie']['ratios_p50']}")
+    return result
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -82,6 +82,9 @@ def measure(kind: str, model_file: Path, repetitions: int) -> dict[str, Any]:
     summary: dict[str, Any] = {"kind": kind, "repetitions": repetitions}
     for who, results in runs.items():
         summary[who] = {key: round(statistics.median(r[key] for r in results), 1) for key in results[0]}
-    summary["init_ratio"] = round(summary["serveml"]["init_ms"] / summary["bare"]["init_ms"], 2)
-    summary["rss_ratio"] = round(summary["serveml"]["peak_rss_mb"] / summary["bare"]["peak_rss_mb"], 2)
+    serveml, bare = summary["serveml"], summary["bare"]
+    summary["init_ratio"] = round(serveml["init_ms"] / bare["init_ms"], 2)
+    summary["init_delta_ms"] = round(serveml["init_ms"] - bare["init_ms"], 1)
+    summary["rss_ratio"] = round(serveml["peak_rss_mb"] / bare["peak_rss_mb"], 2)
+    summary["rss_delta_mb"] = round(serveml["peak_rss_mb"] - bare["peak_rss_mb"], 1)
     return summary

@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Iterator
 from time import perf_counter_ns
+from typing import Any
 
 import numpy as np
 
@@ -60,4 +61,18 @@ def summarize(samples: list[int]) -> dict[str, float]:
         "p50_us": round(float(np.percentile(values, 50)), 1),
         "p99_us": round(float(np.percentile(values, 99)), 1),
         "n": len(samples),
+    }
+
+
+def summary(samples: dict[str, list[int]], ratios: tuple[tuple[str, str, str], ...]) -> dict[str, Any]:
+    """Every contender's p50/p99 and the p50 ratios among those present."""
+    stats = {name: summarize(values) for name, values in samples.items()}
+    return {
+        "repetitions": min(len(values) for values in samples.values()),
+        "contenders": stats,
+        "ratios_p50": {
+            label: round(stats[mine]["p50_us"] / stats[theirs]["p50_us"], 3)
+            for label, mine, theirs in ratios
+            if mine in stats and theirs in stats
+        },
     }

@@ -34,6 +34,7 @@ from serveml.client import (
     save_credentials,
 )
 from serveml.rie import RIENotFound, find_rie
+from serveml.rie import command as emulator_command
 
 INVOKE_PATH = "/2015-03-31/functions/function/invocations"
 HANDLER = "runtime.handler.handler"
@@ -137,13 +138,6 @@ def _check_port_free(host: str, port: int) -> None:
             raise CLIError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
-def _free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _run_forwarding_signals(argv: list[str], env: dict[str, str], cwd: Path) -> int:
     """Run ``argv`` until it exits, passing SIGINT/SIGTERM on so the emulator can stop its runtime."""
     child = subprocess.Popen(argv, env=env, cwd=cwd)
@@ -195,19 +189,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] = str(args.memory)
     env["AWS_LAMBDA_FUNCTION_TIMEOUT"] = str(args.timeout)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH", "")) if p)
-    argv = [
-        str(rie),
-        "--runtime-interface-emulator-address",
-        f"{args.host}:{args.port}",
-        # The emulator's internal Runtime API defaults to 127.0.0.1:9001, so a second server (or
-        # anything else on 9001) would make it panic; each server gets its own free port instead.
-        "--runtime-api-address",
-        f"127.0.0.1:{_free_loopback_port()}",
-        sys.executable,
-        "-m",
-        "awslambdaric",
-        HANDLER,
-    ]
+    argv = emulator_command(rie, args.host, args.port, HANDLER)
 
     shown_host = "127.0.0.1" if args.host in ("0.0.0.0", "") else args.host  # noqa: S104 - a wildcard is not dialable
     if ":" in shown_host:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import importlib.util
 import os
 import platform
+import socket
 import stat
+import sys
 from pathlib import Path
 
 # platform.machine() spells one architecture several ways depending on the OS.
@@ -56,3 +58,29 @@ def find_rie(machine: str | None = None) -> Path:
         except OSError as exc:
             raise RIENotFound(f"{binary} is not executable and cannot be made so: {exc.strerror or exc}") from exc
     return binary
+
+
+def free_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def command(rie: Path, host: str, port: int, handler: str) -> list[str]:
+    """The emulator on ``host:port`` running awslambdaric with ``handler`` in this Python.
+
+    The emulator's internal Runtime API defaults to 127.0.0.1:9001, so a second emulator (or
+    anything else on 9001) would make it panic; each one gets its own free port instead.
+    """
+    return [
+        str(rie),
+        "--runtime-interface-emulator-address",
+        f"{host}:{port}",
+        "--runtime-api-address",
+        f"127.0.0.1:{free_loopback_port()}",
+        sys.executable,
+        "-m",
+        "awslambdaric",
+        handler,
+    ]
