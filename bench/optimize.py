@@ -26,7 +26,7 @@ KINDS: tuple[str, ...] = ("sklearn-joblib", "torchscript", "keras")
 
 
 def measure(work: Path, runs: int, kinds: Sequence[str] = KINDS) -> list[dict[str, Any]]:
-    """One row per zoo kind: init (ms, medians) and installed packages (MB) of both images."""
+    """One row per zoo kind: init (ms) and peak RSS (MB), medians, and installed packages (MB) of both images."""
     rows: list[dict[str, Any]] = []
     for kind in kinds:
         zoo = build_model(kind, work / kind / "model")
@@ -42,15 +42,18 @@ def measure(work: Path, runs: int, kinds: Sequence[str] = KINDS) -> list[dict[st
         }
         if converted.converted_from is None:
             # the builder kept the original: say why, and time nothing that was not built
+            (alone,) = _medians([original.out / "model"], runs)
+            row |= {"original_init_ms": alone["init_ms"], "original_peak_rss_mb": alone["peak_rss_mb"]}
             row |= {"onnx_init_ms": None, "init_speedup": None, "note": "; ".join(converted.notes)}
-            row["original_init_ms"] = _median_init([original.out / "model"], runs)[0]
             rows.append(row)
             continue
-        original_ms, onnx_ms = _median_init([original.out / "model", converted.out / "model"], runs)
+        before, after = _medians([original.out / "model", converted.out / "model"], runs)
         row |= {
-            "original_init_ms": original_ms,
-            "onnx_init_ms": onnx_ms,
-            "init_speedup": round(original_ms / onnx_ms, 1),
+            "original_init_ms": before["init_ms"],
+            "onnx_init_ms": after["init_ms"],
+            "init_speedup": round(before["init_ms"] / after["init_ms"], 1),
+            "original_peak_rss_mb": before["peak_rss_mb"],
+            "onnx_peak_rss_mb": after["peak_rss_mb"],
             "max_abs_diff": converted.converted_from["max_abs_diff"],
             "converter": converted.converted_from["converter"],
         }
@@ -62,13 +65,14 @@ def _build(model: Path, out: Path, *, optimize: str | None) -> BuildResult:
     return build(BuildOptions(model=model, out=out, optimize=optimize), echo=lambda _line: None)
 
 
-def _median_init(targets: list[Path], runs: int) -> list[float]:
-    """Median init_ms of each target, the targets alternating so drift hits them alike."""
-    times: list[list[float]] = [[] for _ in targets]
+def _medians(targets: list[Path], runs: int) -> list[dict[str, float]]:
+    """Median init_ms and peak_rss_mb of each target, the targets alternating so drift hits them alike."""
+    results: list[list[dict[str, float]]] = [[] for _ in targets]
     for _ in range(runs):
         for index, target in enumerate(targets):
-            times[index].append(run_once(SERVEML_SCRIPT, target)["init_ms"])
-    return [round(statistics.median(found), 1) for found in times]
+            results[index].append(run_once(SERVEML_SCRIPT, target))
+    keys = ("init_ms", "peak_rss_mb")
+    return [{key: round(statistics.median(r[key] for r in found), 1) for key in keys} for found in results]
 
 
 __all__ = ["KINDS", "measure"]

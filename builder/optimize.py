@@ -236,7 +236,7 @@ def compare(
                 first = int(differ[0])
                 raise OptimizeError(
                     f"parity failed: {differ.size} of {want.size} values of {name!r} differ on {rows} sample rows "
-                    f"(first: {want.reshape(-1)[first]!r} became {got.reshape(-1)[first]!r})",
+                    f"(first: {want.reshape(-1).tolist()[first]!r} became {got.reshape(-1).tolist()[first]!r})",
                     max_abs_diff=None,
                 )
             continue
@@ -284,7 +284,7 @@ def _run(job: dict[str, Any]) -> dict[str, Any]:
         raise OptimizeError(f"export failed: the model loaded as {service.adapter.name}, not {job['framework']}")
     inputs = sample_inputs(contract, rows)
     adapter = service.adapter
-    classifier = job["framework"] == "sklearn" and hasattr(getattr(adapter, "model", None), "predict_proba")
+    classifier = job["framework"] == "sklearn" and _is_classifier(getattr(adapter, "model", None))
     original = adapter.predict(inputs, probabilities=classifier)
     exporters = {"sklearn": _export_sklearn, "pytorch": _export_torch, "tensorflow": _export_tensorflow}
     if job["framework"] not in exporters:
@@ -344,7 +344,7 @@ def _export_sklearn(adapter: Any, contract: Contract, names: list[str], out: Pat
     from skl2onnx.common.exceptions import MissingConverter, MissingShapeCalculator
 
     estimator = adapter.model
-    classifier = hasattr(estimator, "predict_proba") and hasattr(estimator, "classes_")
+    classifier = _is_classifier(estimator)
     options = {"zipmap": False} if classifier else None
     (spec,) = contract.inputs
     shape: list[int | None] = [None, *spec.row_shape]
@@ -389,6 +389,11 @@ def _export_sklearn(adapter: Any, contract: Contract, names: list[str], out: Pat
             classes=np.asarray(estimator.classes_).tolist() if classifier else None,
         )
     raise OptimizeError(f"export failed: skl2onnx {skl2onnx.__version__}: {failure}")
+
+
+def _is_classifier(estimator: Any) -> bool:
+    """A scikit-learn model that gives class probabilities, which the response carries on request."""
+    return hasattr(estimator, "predict_proba") and hasattr(estimator, "classes_")
 
 
 def _estimator_name(estimator: Any) -> str:
@@ -586,6 +591,8 @@ def main(argv: list[str] | None = None) -> int:
         report = _run(job)
     except OptimizeError as error:
         report = {"ok": False, "reason": str(error), "max_abs_diff": error.max_abs_diff}
+    except Exception as error:  # a converter's own failure, anywhere: the build goes on with the original
+        report = {"ok": False, "reason": f"export failed: {type(error).__name__}: {_first_line(error)}"}
     args.result.write_text(json.dumps(report, default=str))
     return 0 if report["ok"] else 1
 

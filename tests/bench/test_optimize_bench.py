@@ -18,6 +18,8 @@ def test_the_optimize_bench_times_both_images_and_sizes_their_packages(tmp_path:
     assert row["framework"] == "sklearn"
     assert row["original_init_ms"] > 0
     assert row["onnx_init_ms"] > 0
+    assert row["original_peak_rss_mb"] > 0
+    assert row["onnx_peak_rss_mb"] > 0
     assert row["init_speedup"] == round(row["original_init_ms"] / row["onnx_init_ms"], 1)
     assert 0 <= row["max_abs_diff"] <= DEFAULT_TOLERANCE.atol
     assert row["converter"].startswith("skl2onnx ")
