@@ -296,3 +296,25 @@ def test_serveml_build_optimize_onnx_end_to_end(tmp_path: Path) -> None:
     assert "outputs" not in body
     np.testing.assert_allclose(np.sum(body["probabilities"], axis=1), 1.0, rtol=1e-9)
     assert body["model"]["framework"] == "onnx"
+
+
+def test_an_onnx_model_whose_classes_metadata_is_not_a_json_list_fails_to_load_saying_so(tmp_path: Path) -> None:
+    from onnx import TensorProto, helper
+
+    from frameworks import LoadOptions, adapter_class
+    from runtime.errors import ModelLoadFailed
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "identity",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    for value, words in [("setosa", "is not JSON"), ('{"0": "setosa"}', "must be a JSON list")]:
+        helper.set_model_props(model, {"serveml.classes": value})
+        path = tmp_path / "model.onnx"
+        onnx.save(model, str(path))
+        with pytest.raises(ModelLoadFailed, match=f"metadata serveml.classes {words}"):
+            adapter_class("onnx")(path, LoadOptions())
