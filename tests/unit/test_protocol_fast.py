@@ -63,14 +63,16 @@ def test_the_fast_path_agrees_with_the_general_one(contract_name, body, limits_i
     assert (fast.protocol, fast.rows, fast.probabilities) == (slow.protocol, slow.rows, slow.probabilities)
     [(name, array)] = fast.inputs.items()
     expected = slow.inputs[name]
-    assert array.dtype == expected.dtype and array.shape == expected.shape
+    assert array.dtype == expected.dtype
+    assert array.shape == expected.shape
     np.testing.assert_array_equal(array, expected)
 
 
 def test_the_fast_path_takes_the_plain_request():
     spec = protocol.fast_spec(CONTRACTS["float64[-1,4]"])
     request = protocol.read_fast({"data": [[5.1, 3.5, 1.4, 0.2], [1, 2, 3, 4]]}, spec, protocol.Limits())
-    assert request is not None and request.rows == 2
+    assert request is not None
+    assert request.rows == 2
     assert request.inputs["x"].dtype == np.float64
 
 
@@ -103,3 +105,17 @@ def test_the_fast_path_leaves_anything_unusual_to_read(body):
 )
 def test_only_a_single_float_tensor_has_a_fast_path(contract):
     assert protocol.fast_spec(contract) is None
+
+
+@pytest.mark.parametrize("value", [2**53, 2**53 + 1, 2**60 + 1, 2**64 + 5, -(2**63) - 1, 3.5e38, -1e308, 1e-45])
+@pytest.mark.parametrize("contract_name", ["float64[-1,4]", "float32[-1,3]"])
+def test_large_and_tiny_numbers_read_alike(contract_name, value):
+    contract = CONTRACTS[contract_name]
+    width = contract.inputs[0].shape[1]
+    body = {"data": [[value] + [1.0] * (width - 1)]}
+    fast = protocol.read_fast(body, protocol.fast_spec(contract), protocol.Limits())
+    slow = general(body, contract, protocol.Limits())
+    if fast is not None:
+        assert slow is not None
+        np.testing.assert_array_equal(fast.inputs["x"], slow.inputs["x"])
+        assert fast.inputs["x"].dtype == slow.inputs["x"].dtype
