@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import coldstart, contenders, latency, models, report, targets
+from bench import coldstart, contenders, latency, models, optimize, report, targets
 from bench import rie as rie_path
 
 # The model zoo the tests use; it imports each framework only inside that framework's builder.
@@ -31,7 +31,8 @@ _FULL: dict[str, Any] = {
         (lambda d: models.onnx_case(d, 2000), 300),
     ],
     "warmup": 5,
-    "cold": {"sklearn-joblib": 5, "onnx": 5, "torchscript": 3, "keras": 3},
+    "cold": {"sklearn-joblib": 9, "onnx": 9, "torchscript": 7, "keras": 5},
+    "optimize_runs": 3,
 }
 _QUICK: dict[str, Any] = {
     "cases": [
@@ -40,6 +41,7 @@ _QUICK: dict[str, Any] = {
     ],
     "warmup": 2,
     "cold": {"sklearn-joblib": 1},
+    "optimize_runs": 0,  # builds real contexts (wheels and all): tests/bench/test_optimize_bench.py covers it
 }
 
 
@@ -56,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": report.machine(),
         "latency": [],
         "coldstart": [],
+        "optimize": [],
     }
     with tempfile.TemporaryDirectory(prefix="serveml-bench-") as tmp:
         root = Path(tmp)
@@ -69,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
             cold = coldstart.measure(kind, zoo.path, runs)
             results["coldstart"].append(cold)
             _say(f"cold start {kind}: init +{cold['init_delta_ms']} ms, peak RSS +{cold['rss_delta_mb']} MB")
+        if plan["optimize_runs"]:
+            results["optimize"] = optimize.measure(root / "optimize", plan["optimize_runs"])
+            for row in results["optimize"]:
+                _say(f"--optimize onnx {row['kind']}: init x{row['init_speedup']} faster")
     results["targets"] = targets.evaluate(results)
     results["elapsed_s"] = round(time.perf_counter() - started, 1)
     md_path, json_path = report.write(args.out, results)

@@ -129,6 +129,28 @@ def markdown(results: dict[str, Any]) -> str:
             f"{b['peak_rss_mb']:,.1f} | {cold['rss_delta_mb']:+,.1f} |"
         )
     lines.append("")
+    if results.get("optimize"):
+        lines += [
+            "## `serveml build --optimize onnx`",
+            "",
+            "Each zoo model built twice with the builder: as it is, and converted to ONNX (parity "
+            "checked on 64 rows from the contract). Init: ServeML's `load_service` of the built "
+            "context's `model/` in a fresh interpreter, medians. Packages: what each image installs "
+            "(unpacked wheels) on top of the base image.",
+            "",
+            "| model | runs | original init ms | ONNX init ms | speed-up | original packages MB "
+            "| ONNX packages MB | max abs diff | converter |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        ]
+        for row in results["optimize"]:
+            speedup = "-" if row["init_speedup"] is None else f"{row['init_speedup']:.1f}x"
+            onnx_init = "-" if row["onnx_init_ms"] is None else f"{row['onnx_init_ms']:,.1f}"
+            lines.append(
+                f"| {row['kind']} | {row['runs']} | {row['original_init_ms']:,.1f} | {onnx_init} | {speedup} | "
+                f"{row['original_packages_mb']:,.1f} | {row['onnx_packages_mb']:,.1f} | "
+                f"{row.get('max_abs_diff')} | {row.get('converter') or row.get('note', '')} |"
+            )
+        lines.append("")
     return "\n".join(lines)
 
 

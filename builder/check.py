@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,22 +70,41 @@ def _run(model: Path, sample: Path | None) -> dict[str, Any]:
     }
 
 
-def check_model(model: Path, *, sample: Path | None = None, timeout_s: float = 600) -> dict[str, Any]:
-    """Run the check in a fresh interpreter and return its report; ``CheckFailed`` says why not."""
-    with tempfile.TemporaryDirectory(prefix="serveml-check-") as scratch:
+def run_isolated(
+    module: str,
+    args: list[str],
+    *,
+    timeout_s: float,
+    failure: Callable[[str], Exception],
+    doing: str,
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Run ``python -m module *args --result FILE`` in a fresh interpreter (HOME in a scratch
+    directory, the runtime's logs at ERROR) and return the JSON report it writes to FILE.
+
+    ``failure`` is raised, naming ``doing``, when it runs out of time or dies without a report.
+    """
+    with tempfile.TemporaryDirectory(prefix="serveml-") as scratch:
         result = Path(scratch) / "result.json"
-        argv = [sys.executable, "-m", "builder.check", str(model), "--result", str(result)]
-        if sample is not None:
-            argv += ["--sample", str(sample)]
-        env = {**os.environ, "SERVEML_LOG_LEVEL": "ERROR", "HOME": scratch}
+        argv = [sys.executable, "-m", module, *args, "--result", str(result)]
+        environment = {**os.environ, "SERVEML_LOG_LEVEL": "ERROR", "HOME": scratch, **(env or {})}
         try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, env=env, check=False)
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, env=environment, check=False)
         except subprocess.TimeoutExpired as exc:
-            raise CheckFailed(f"loading and predicting took longer than {timeout_s:.0f} s") from exc
+            raise failure(f"{doing} took longer than {timeout_s:.0f} s") from exc
         if not result.exists():
             tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
-            raise CheckFailed("the check process died: " + " | ".join(tail))
+            raise failure(f"the process {doing} died: " + " | ".join(tail))
         report: dict[str, Any] = json.loads(result.read_text())
+        return report
+
+
+def check_model(model: Path, *, sample: Path | None = None, timeout_s: float = 600) -> dict[str, Any]:
+    """Run the check in a fresh interpreter and return its report; ``CheckFailed`` says why not."""
+    args = [str(model), *(["--sample", str(sample)] if sample is not None else [])]
+    report = run_isolated(
+        "builder.check", args, timeout_s=timeout_s, failure=CheckFailed, doing="loading and predicting"
+    )
     if not report["ok"]:
         if report["stage"] == "load":
             raise CheckFailed(f"{report['code']}: {report['message']}")

@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from builder.check import run_isolated
 from frameworks import LoadOptions, adapter_class
 from runtime.contract import Contract
 from runtime.errors import ServeMLError
@@ -137,7 +136,6 @@ def convert_to_onnx(
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="serveml-optimize-") as scratch:
-        result = Path(scratch) / "result.json"
         job = {
             "model": str(model),
             "framework": framework,
@@ -147,16 +145,14 @@ def convert_to_onnx(
             "rows": rows,
         }
         (Path(scratch) / "job.json").write_text(json.dumps(job))
-        argv = [sys.executable, "-m", "builder.optimize", str(Path(scratch) / "job.json"), "--result", str(result)]
-        env = {**os.environ, "SERVEML_LOG_LEVEL": "ERROR", "HOME": scratch, "TF_CPP_MIN_LOG_LEVEL": "2"}
-        try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, env=env, check=False)
-        except subprocess.TimeoutExpired as exc:
-            raise OptimizeError(f"export failed: the conversion took longer than {timeout_s:.0f} s") from exc
-        if not result.exists():
-            tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
-            raise OptimizeError("export failed: the conversion process died: " + " | ".join(tail))
-        report: dict[str, Any] = json.loads(result.read_text())
+        report = run_isolated(
+            "builder.optimize",
+            [str(Path(scratch) / "job.json")],
+            timeout_s=timeout_s,
+            failure=lambda why: OptimizeError(f"export failed: {why}"),
+            doing="converting",
+            env={"TF_CPP_MIN_LOG_LEVEL": "2"},
+        )
     if not report["ok"]:
         raise OptimizeError(report["reason"], max_abs_diff=report.get("max_abs_diff"))
     return Conversion(
