@@ -148,10 +148,14 @@ def markdown(results: dict[str, Any]) -> str:
             lines.append(
                 f"| {row['kind']} | {row['runs']} | {row['original_init_ms']:,.1f} | {onnx_init} | {speedup} | "
                 f"{row['original_packages_mb']:,.1f} | {row['onnx_packages_mb']:,.1f} | "
-                f"{row.get('max_abs_diff')} | {row.get('converter') or row.get('note', '')} |"
+                f"{_diff(row.get('max_abs_diff'))} | {row.get('converter') or row.get('note', '')} |"
             )
         lines.append("")
     return "\n".join(lines)
+
+
+def _diff(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1e}"
 
 
 def _cell(stats: dict[str, Any] | None, key: str) -> str:
