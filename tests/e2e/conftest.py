@@ -226,6 +226,8 @@ def lambda_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 #: Image sizes the container tests measured, reported at the end of the run (MB).
 IMAGE_SIZES: dict[str, float] = {}
+#: Per framework, what the soak test measured (tests/e2e/test_soak.py), reported at the end.
+SOAK_RESULTS: dict[str, dict[str, Any]] = {}
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -233,3 +235,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.section("image sizes")
         for tag, size in sorted(IMAGE_SIZES.items()):
             terminalreporter.write_line(f"{tag}: {size:.0f} MB")
+    if SOAK_RESULTS:
+        terminalreporter.section("soak through the emulator")
+        for kind, figures in SOAK_RESULTS.items():
+            terminalreporter.write_line(f"{kind}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
