@@ -100,6 +100,43 @@ def verify_sha256(model: Path, expected: str) -> None:
         )
 
 
+def refuse_code_on_load(model: Path) -> None:
+    """Refuse a pickle-based model file (joblib, pickle, gzipped pickle, ``torch.save``) that would
+    import anything outside the scan's allow-list: unpickling it could run code.
+
+    The same scan ``serveml build`` runs; a model marked ``"trusted": true`` skips it.
+    """
+    if model.is_dir():
+        return
+    from runtime import scan  # pickletools and the compressors: only pickle-based models pay for them
+
+    if not scan.is_pickle_based(model):
+        return
+    try:
+        report = scan.scan(model)
+    except OSError as exc:
+        raise ModelLoadFailed(
+            f"cannot read model {model}: {exc.strerror or exc}", path=str(model), cause=str(exc)
+        ) from exc
+    except Exception as exc:  # a truncated or corrupted pickle: pickletools raises ValueError, EOFError, ...
+        raise ModelLoadFailed(
+            f"cannot load model {model}: it is not a readable pickle ({type(exc).__name__}: {exc}); "
+            "the file is truncated or corrupted",
+            path=str(model),
+            cause=f"{type(exc).__name__}: {exc}",
+        ) from exc
+    if report.safe:
+        return
+    named = sorted({str(f) for f in report.refused})
+    raise ModelLoadFailed(
+        f"refusing to load {model}: unpickling it would import {', '.join(named)}, which can run code. "
+        f'If you made this file yourself and trust it, mark it "trusted": true in {MANIFEST_NAME} '
+        "(serveml build --trust does this)",
+        path=str(model),
+        refused=named,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class InitTimings:
     import_ms: float
@@ -348,6 +385,8 @@ def load_service(path: str | Path | None = None) -> Service:
         model_file, manifest = locate(model_path.resolve())
         if manifest.sha256:
             verify_sha256(model_file, manifest.sha256)
+        if not manifest.trusted:
+            refuse_code_on_load(model_file)
         framework = (
             frameworks.framework_name(manifest.framework) if manifest.framework else detect_framework(model_file)
         )

@@ -145,7 +145,7 @@ def test_an_error_the_framework_raises_is_prediction_failed_never_a_200(tmp_path
 
 @pytest.fixture
 def slow(tmp_path):
-    return serve(tmp_path, SlowClassifier(seconds=1.0).fit(np.zeros((2, 4)), [0, 1]))
+    return serve(tmp_path, SlowClassifier(seconds=1.0).fit(np.zeros((2, 4)), [0, 1]), {"trusted": True})
 
 
 def test_a_prediction_that_would_pass_the_deadline_answers_timeout_before_it(slow):
@@ -163,7 +163,7 @@ def test_a_prediction_that_would_pass_the_deadline_answers_timeout_before_it(slo
 
 def test_serveml_timeout_caps_a_prediction(tmp_path, monkeypatch):
     monkeypatch.setenv("SERVEML_TIMEOUT", "0.2")
-    service = serve(tmp_path, SlowClassifier(seconds=0.5).fit(np.zeros((2, 4)), [0, 1]))
+    service = serve(tmp_path, SlowClassifier(seconds=0.5).fit(np.zeros((2, 4)), [0, 1]), {"trusted": True})
     started = time.monotonic()
     _, body = ask(service, GOOD, LocalContext(timeout_s=300))
     assert body["error"]["code"] == "TIMEOUT"
