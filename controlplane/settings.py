@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass
 
 MIB = 1024 * 1024
+#: SigV4 presigned URLs live at most 7 days: S3 refuses a longer X-Amz-Expires outright.
+MAX_UPLOAD_URL_TTL_S = 7 * 24 * 3600
 
 
 class SettingsError(RuntimeError):
@@ -58,7 +60,7 @@ def _optional(name: str) -> str | None:
     return os.environ.get(name, "").strip() or None
 
 
-def _positive(name: str, default: int) -> int:
+def _positive(name: str, default: int, *, most: int | None = None) -> int:
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
@@ -68,6 +70,8 @@ def _positive(name: str, default: int) -> int:
         raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
     if value <= 0:
         raise SettingsError(f"{name} must be positive, got {value}")
+    if most is not None and value > most:
+        raise SettingsError(f"{name} must be at most {most}, got {value}")
     return value
 
 
@@ -87,7 +91,7 @@ def from_environment() -> Settings:
         token_ttl_s=_positive("SERVEML_TOKEN_TTL_S", 3600),
         rate_limit=_positive("SERVEML_RATE_LIMIT", 60),
         rate_window_s=_positive("SERVEML_RATE_WINDOW_S", 60),
-        upload_url_ttl_s=_positive("SERVEML_UPLOAD_URL_TTL_S", 900),
+        upload_url_ttl_s=_positive("SERVEML_UPLOAD_URL_TTL_S", 900, most=MAX_UPLOAD_URL_TTL_S),
         codebuild_project=_text("SERVEML_CODEBUILD_PROJECT"),
         ecr_repository=_text("SERVEML_ECR_REPOSITORY"),
         model_role_arn=_text("SERVEML_MODEL_ROLE_ARN"),
