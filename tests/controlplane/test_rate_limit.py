@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -25,6 +27,18 @@ def limited(monkeypatch: pytest.MonkeyPatch, resources: Resources) -> str:
     account = Account(email, "limited-password-1", store.create_user(email, "limited-password-1").user_id)
     away_from_window_end()
     return login(account)
+
+
+def at_once(count: int, request: Callable[[int], Reply]) -> list[Reply]:
+    """``count`` requests from ``count`` threads that all wait at a barrier and start together."""
+    gate = threading.Barrier(count)
+
+    def go(index: int) -> Reply:
+        gate.wait(timeout=30)
+        return request(index)
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(go, range(count)))
 
 
 def away_from_window_end() -> None:
@@ -51,9 +65,8 @@ def test_authenticated_responses_carry_the_rate_limit_headers(limited: str) -> N
 
 def test_concurrent_requests_over_the_limit_get_exactly_the_excess_429s(limited: str) -> None:
     # GIVEN a user with a limit of 20
-    # WHEN 50 requests arrive at once
-    with ThreadPoolExecutor(max_workers=50) as pool:
-        replies: list[Reply] = list(pool.map(lambda _: call("GET", "/api/v1/deployments", token=limited), range(50)))
+    # WHEN 50 requests arrive at once (50 threads released together by a barrier)
+    replies = at_once(50, lambda _: call("GET", "/api/v1/deployments", token=limited))
     # THEN exactly 20 pass and exactly 30 are refused with Retry-After and the guide's envelope
     passed = [r for r in replies if r.status == 200]
     refused = [r for r in replies if r.status == 429]
@@ -148,3 +161,35 @@ def test_logins_are_limited_per_email(monkeypatch: pytest.MonkeyPatch, resources
     # AND, inside the window, the real password is refused too
     real = call("POST", "/api/v1/auth/login", json_body={"email": email, "password": "the-real-password"})
     assert real.status == 429
+
+
+def test_a_users_quota_is_shared_by_all_their_tokens(monkeypatch: pytest.MonkeyPatch, resources: Resources) -> None:
+    # GIVEN a user with a limit of 10 who logged in five times (five tokens)
+    monkeypatch.setenv("SERVEML_RATE_LIMIT", "10")
+    monkeypatch.setenv("SERVEML_RATE_WINDOW_S", str(WINDOW_S))
+    email = f"many-tokens-{uuid.uuid4().hex[:8]}@example.com"
+    account = Account(email, "many-tokens-password", store.create_user(email, "many-tokens-password").user_id)
+    away_from_window_end()
+    tokens_of_one_user = [login(account) for _ in range(5)]
+    assert len(set(tokens_of_one_user)) == 5
+    # WHEN 30 requests, six on each token, arrive at once
+    replies = at_once(30, lambda i: call("GET", "/api/v1/deployments", token=tokens_of_one_user[i % 5]))
+    # THEN exactly 10 pass in all: a new login does not buy a new quota
+    assert sorted(r.status for r in replies) == [200] * 10 + [429] * 20
+
+
+def test_concurrent_login_guesses_are_limited_exactly(monkeypatch: pytest.MonkeyPatch, resources: Resources) -> None:
+    # GIVEN a limit of 5 and 20 password guesses for one email, sent at once, under varied spellings
+    monkeypatch.setenv("SERVEML_RATE_LIMIT", "5")
+    monkeypatch.setenv("SERVEML_RATE_WINDOW_S", str(WINDOW_S))
+    email = f"raced-{uuid.uuid4().hex[:8]}@example.com"
+    store.create_user(email, "the-real-password")
+    away_from_window_end()
+    spellings = [email, email.upper(), f"  {email} ", email.title()]
+    replies = at_once(
+        20,
+        lambda i: call("POST", "/api/v1/auth/login", json_body={"email": spellings[i % 4], "password": f"guess {i}"}),
+    )
+    # THEN exactly 5 guesses were checked (401) and 15 refused unchecked (429): the email's quota held
+    assert sorted(r.status for r in replies) == [401] * 5 + [429] * 15
+    assert all(r.body["error"]["code"] == "RATE_LIMITED" for r in replies if r.status == 429)
