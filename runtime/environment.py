@@ -55,3 +55,34 @@ def prepare(environ: MutableMapping[str, str] = os.environ) -> int:
     environ.setdefault("JOBLIB_MULTIPROCESSING", "0")
     environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     return threads
+
+
+def configured_memory_mb(environ: MutableMapping[str, str] = os.environ) -> int | None:
+    """The function's memory size when Lambda (or ``serveml serve``) says it, else None."""
+    value = environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None
+
+
+def reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark (VmHWM) to the current RSS; False where it cannot be."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def peak_rss_bytes() -> int | None:
+    """VmHWM: the peak resident memory since start, or since the last ``reset_peak_rss``."""
+    try:
+        with open("/proc/self/status", "rb") as handle:
+            for line in handle:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None

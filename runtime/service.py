@@ -23,6 +23,7 @@ from frameworks.detect import detect_framework, looks_like_model
 from runtime import __version__, environment, protocol, transport
 from runtime.contract import Contract
 from runtime.errors import (
+    BatchTooLarge,
     InitError,
     InternalError,
     ModelLoadFailed,
@@ -31,7 +32,7 @@ from runtime.errors import (
     Timeout,
 )
 from runtime.manifest import MANIFEST_NAME, Manifest, read_manifest
-from runtime.observability import Stopwatch, Telemetry
+from runtime.observability import Stopwatch, Telemetry, rss_mb
 from runtime.transport import Action, Source
 
 if TYPE_CHECKING:
@@ -42,6 +43,22 @@ _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 _DEADLINE_MARGIN_S = 0.5
 #: A prediction runs inline when the slowest rate seen so far would take under 1/10 of the time left.
 _INLINE_SAFETY = 10
+#: The memory guard: a batch may use what is left under the memory limit once this much is kept back
+#: (the response, Python's own growth), and needs its input arrays this many times over (the copies
+#: frameworks make: float64 for scikit-learn, a DataFrame, a tensor) plus the model's working memory
+#: per row measured at warm-up, the whole estimate times the safety factor.
+_MEMORY_RESERVE_BYTES = 16 << 20
+_INPUT_COPIES = 2
+_MEMORY_SAFETY = 2.0
+#: Rows of the warm-up batch that measures the model's working memory per row (fewer for a model
+#: whose 1-row warm-up was slow, so that measuring takes at most about _MEASURE_MAX_S; none under
+#: _MEASURE_MIN_ROWS).
+_MEASURE_ROWS = 512
+_MEASURE_MIN_ROWS = 16
+_MEASURE_MAX_S = 0.25
+#: Batches up to this fraction of the rows that fitted at init are not checked: one comparison.
+_UNCHECKED_FRACTION = 0.25
+_MB = 1 << 20
 
 
 def default_model_path() -> Path:
@@ -188,6 +205,13 @@ class Service:
         self._slowest_s_per_row: float | None = None
         self.warmup_error: str | None = None
         self.init_timings: InitTimings | None = None
+        # The memory guard (``_check_memory``): off unless the function's memory size is known.
+        limit_mb = environment.configured_memory_mb()
+        self.memory_limit_bytes = None if limit_mb is None else limit_mb * _MB
+        #: Working memory the model needs per row, beyond its inputs (measured at warm-up).
+        self.row_work_bytes = 0.0
+        #: Batches of up to this many rows skip the memory check (set after warm-up).
+        self._unchecked_rows = sys.maxsize if limit_mb is None else 0
 
     # -- invocations ---------------------------------------------------------------------------
 
@@ -255,6 +279,8 @@ class Service:
         return protocol.render(request, prediction, self.info)
 
     def _predict(self, request: protocol.Request, context: Any) -> Prediction:
+        if request.rows > self._unchecked_rows:
+            self._check_memory(request)
         budget = self._budget_s(context)
         if budget <= 0:
             raise Timeout("no time left before the Lambda deadline to run the prediction", budget_s=budget)
@@ -273,6 +299,38 @@ class Service:
             ) from exc
         self._observe(time.perf_counter() - started, request.rows)
         return prediction
+
+    def _need_bytes(self, input_bytes: float, rows: int) -> float:
+        """What a batch is estimated to need: copies of its inputs and the model's working memory."""
+        return (input_bytes * _INPUT_COPIES + rows * self.row_work_bytes) * _MEMORY_SAFETY
+
+    def _check_memory(self, request: protocol.Request) -> None:
+        """BATCH_TOO_LARGE, before the framework allocates anything, for a batch whose estimated
+        need exceeds the memory left under the function's limit (instead of an out-of-memory kill)."""
+        limit = self.memory_limit_bytes
+        if limit is None:
+            return
+        rows = request.rows
+        need = self._need_bytes(sum(a.nbytes for a in request.inputs.values()), rows)
+        rss = rss_mb() * _MB
+        free = limit - rss - _MEMORY_RESERVE_BYTES
+        if need <= free:
+            return
+        per_row = need / max(rows, 1)
+        fits = max(0, int(free // per_row)) if per_row > 0 else rows
+        raise BatchTooLarge(
+            f"a batch of {rows} rows would need about {need / _MB:.0f} MB (inputs and the model's working memory, "
+            f"with a safety factor of {_MEMORY_SAFETY:g}), but only {max(free, 0) / _MB:.0f} MB is left under the "
+            f"function's {limit // _MB} MB memory limit ({rss / _MB:.0f} MB in use, "
+            f"{_MEMORY_RESERVE_BYTES // _MB} MB kept back); send at most {fits} rows per request, or raise the "
+            "function's memory size",
+            rows=rows,
+            fits_rows=fits,
+            needed_mb=round(need / _MB, 1),
+            available_mb=round(max(free, 0) / _MB, 1),
+            memory_limit_mb=limit // _MB,
+            rss_mb=round(rss / _MB, 1),
+        )
 
     def _fits_easily(self, rows: int, budget_s: float) -> bool:
         """True when even the slowest rate seen so far would finish in a tenth of the time left.
@@ -343,6 +401,13 @@ class Service:
             "contract": self.contract.to_json(),
             "limits": {"allow_nan": self.limits.allow_nan, "max_batch_rows": self.limits.max_batch_rows},
             "threads": self.threads,
+            "memory_guard": None
+            if self.memory_limit_bytes is None
+            else {
+                "memory_limit_mb": self.memory_limit_bytes // _MB,
+                "row_work_bytes": round(self.row_work_bytes),
+                "unchecked_rows": self._unchecked_rows,
+            },
             "warmup_error": self.warmup_error,
             "init_ms": None if timings is None else {"import": timings.import_ms, "load": timings.load_ms},
         }
@@ -361,6 +426,50 @@ class Service:
         except Exception as exc:
             self.warmup_error = f"{type(exc).__name__}: {exc}"
             self.telemetry.logger.warning("warm-up prediction failed", extra={"error": self.warmup_error})
+            return
+        if self.memory_limit_bytes is not None:
+            self._measure_row_work()
+            self._set_unchecked_rows()
+
+    def _measure_row_work(self) -> None:
+        """The model's working memory per row: the growth of the peak RSS (and of Python's traced
+        allocations, which numpy reports) over one prediction on a batch of up to ``_MEASURE_ROWS`` rows,
+        the second call ever, so one-time set-up is mostly paid already."""
+        slowest = self._slowest_s_per_row  # the 1-row warm-up's time: fixed costs make it an upper bound
+        rows = _MEASURE_ROWS if not slowest else min(_MEASURE_ROWS, int(_MEASURE_MAX_S / slowest))
+        if rows < _MEASURE_MIN_ROWS:
+            return  # a slow model: measuring would lengthen init; its inputs alone are guarded
+        import tracemalloc
+
+        batch = {s.name: np.zeros((rows, *s.row_shape), dtype=s.np_dtype) for s in self.contract.inputs}
+        tracing = not tracemalloc.is_tracing()
+        reset = environment.reset_peak_rss()
+        before = rss_mb() * _MB
+        if tracing:
+            tracemalloc.start()
+        try:
+            self.adapter.predict(batch)
+            traced = tracemalloc.get_traced_memory()[1] if tracing else 0
+        except Exception:  # the 1-row warm-up worked; a batch failing here is the request's to report
+            return
+        finally:
+            if tracing:
+                tracemalloc.stop()
+        peak = environment.peak_rss_bytes() if reset else None
+        grown = 0.0 if peak is None else max(0.0, peak - before)
+        self.row_work_bytes = max(grown, float(traced)) / rows
+
+    def _set_unchecked_rows(self) -> None:
+        """Batches this small cannot come near the limit (a quarter of what fitted at init): they skip
+        the check. Where a row's size is not known from the contract, every batch is checked."""
+        limit = self.memory_limit_bytes
+        if limit is None or not self.contract.concrete or any(s.np_dtype.kind == "O" for s in self.contract.inputs):
+            return
+        row_bytes = sum(s.np_dtype.itemsize * int(np.prod(s.row_shape)) for s in self.contract.inputs)
+        free = limit - rss_mb() * _MB - _MEMORY_RESERVE_BYTES
+        per_row = self._need_bytes(row_bytes, 1)
+        if free > 0 and per_row > 0:
+            self._unchecked_rows = int(free / per_row * _UNCHECKED_FRACTION)
 
 
 def _to_plain(value: Any) -> Any:
