@@ -282,7 +282,11 @@ def _v2_tensor(item: dict[str, Any], spec: TensorSpec, limits: Limits) -> Array:
             shape=shape,
             got=int(flat.size),
         )
-    return validation.to_input(flat.reshape(shape), spec, allow_nan=limits.allow_nan, single_row=False)
+    try:
+        shaped = flat.reshape(shape)
+    except ValueError as exc:  # more axes than numpy holds (64)
+        raise ShapeMismatch(f"input {spec.name!r}: shape {shape} is not possible: {exc}", input=spec.name) from None
+    return validation.to_input(shaped, spec, allow_nan=limits.allow_nan, single_row=False)
 
 
 @dataclass(frozen=True, slots=True)

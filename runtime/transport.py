@@ -89,7 +89,8 @@ def parse(event: Any, source: Source | None = None) -> Invocation:
 def _http(source: Source, method: Any, path: Any, event: dict[str, Any]) -> Invocation:
     method = str(method or "").upper()
     path = str(path or "/").rstrip("/") or "/"
-    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+    raw_headers = event.get("headers")
+    headers = {str(k).lower(): str(v) for k, v in raw_headers.items()} if isinstance(raw_headers, dict) else {}
     if method == "GET":
         if path.endswith("/health") or path == "/health":
             return Invocation(source, Action.HEALTH, headers=headers)
@@ -100,7 +101,10 @@ def _http(source: Source, method: Any, path: Any, event: dict[str, Any]) -> Invo
     if event.get("isBase64Encoded"):
         body = _unbase64(body)
     elif isinstance(body, str):
-        body = body.encode()
+        # a lone surrogate (possible in a str, never in UTF-8) stays undecodable: INVALID_JSON
+        body = body.encode("utf-8", "surrogatepass")
+    elif not isinstance(body, bytes | bytearray):
+        raise InvalidJSON(f"the request body must be a string, got {type(body).__name__}")
     action = Action.WARMUP if path.endswith("/warmup") else Action.PREDICT
     return Invocation(source, action, body, headers)
 
@@ -130,16 +134,50 @@ def decode_body(invocation: Invocation) -> Any:
 
 def loads(body: bytes | str, what: str = "the request body") -> Any:
     """Parse JSON with orjson; bare NaN/Infinity (Python's json.dumps writes them) are read too, so
-    that the NaN check can name the value instead of calling the whole body invalid JSON."""
+    that the NaN check can name the value instead of calling the whole body invalid JSON.
+
+    A lone UTF-16 surrogate (``"\\ud800"``) is refused as orjson refuses it: it is no Unicode
+    text, and no response naming it could be encoded."""
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as error:
         import json  # the slow path, for bare NaN/Infinity and integers beyond 64 bits
 
         try:
-            return json.loads(body)
-        except (ValueError, RecursionError):
+            value = json.loads(body)
+        except (ValueError, TypeError, RecursionError):
             raise InvalidJSON(f"{what} is not valid JSON: {error}", position=error.pos) from error
+        if _may_hold_surrogates(body) and _holds_lone_surrogate(value):
+            raise InvalidJSON(f"{what} is not valid JSON: it holds a lone UTF-16 surrogate") from error
+        return value
+
+
+def _may_hold_surrogates(body: bytes | str) -> bool:
+    """Whether the text has a surrogate escape (or, as a str, a surrogate itself)."""
+    import re
+
+    if isinstance(body, str):
+        return re.search(r"\\u[dD][89abcdefABCDEF]|[\ud800-\udfff]", body) is not None
+    return re.search(rb"\\u[dD][89abcdefABCDEF]", body) is not None
+
+
+def _holds_lone_surrogate(value: Any) -> bool:
+    """Whether any string or key in the decoded value holds a lone surrogate (pairs were joined)."""
+    import re
+
+    surrogate = re.compile("[\ud800-\udfff]")
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if surrogate.search(item):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
 
 
 def respond(source: Source, status: int, payload: bytes) -> bytes:

@@ -34,6 +34,8 @@ ACCEPTS: dict[str, str] = {
     "O": "U",
 }
 
+_FLOAT64_MAX = float(np.finfo(np.float64).max)
+
 _KIND_NAMES = {"b": "boolean", "i": "integer", "u": "integer", "f": "number", "U": "string", "S": "string"}
 
 
@@ -133,8 +135,17 @@ def _cast_objects(array: Array, spec: TensorSpec) -> Array:
             # null is a missing value: it becomes NaN and meets the NaN check next
             if value is not None and not isinstance(value, int | float):
                 raise _mismatch(spec, value)
-        with np.errstate(over="ignore"):
-            return np.array(array.tolist(), dtype=np.float64).astype(target, copy=False)
+        try:
+            with np.errstate(over="ignore"):
+                return np.array(array.tolist(), dtype=np.float64).astype(target, copy=False)
+        except OverflowError:  # an integer beyond float64's range (JSON has no limit on digits)
+            bad = next(v for v in flat if isinstance(v, int) and abs(v) > _FLOAT64_MAX)
+            raise DtypeMismatch(
+                f"input {spec.name!r}: value {_preview(bad)} does not fit in {spec.dtype}",
+                input=spec.name,
+                expected=spec.dtype,
+                got=_preview(bad),  # may exceed 64 bits, which JSON encoders refuse
+            ) from None
     for value in flat:
         if not isinstance(value, int) or (target.kind == "b") != isinstance(value, bool):
             raise _mismatch(spec, value)
