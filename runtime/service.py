@@ -30,6 +30,7 @@ from runtime.errors import (
     PredictionFailed,
     ServeMLError,
     Timeout,
+    UnsupportedFramework,
 )
 from runtime.manifest import MANIFEST_NAME, Manifest, read_manifest
 from runtime.observability import Stopwatch, Telemetry, rss_mb
@@ -54,8 +55,8 @@ _MEMORY_SAFETY = 2.0
 #: whose 1-row warm-up was slow, so that measuring takes at most about _MEASURE_MAX_S; none under
 #: _MEASURE_MIN_ROWS).
 _MEASURE_ROWS = 512
-_MEASURE_MIN_ROWS = 16
-_MEASURE_MAX_S = 0.25
+_MEASURE_MIN_ROWS = 8
+_MEASURE_MAX_S = 0.5
 #: Batches up to this fraction of the rows that fitted at init are not checked: one comparison.
 _UNCHECKED_FRACTION = 0.25
 _MB = 1 << 20
@@ -496,9 +497,15 @@ def load_service(path: str | Path | None = None) -> Service:
             verify_sha256(model_file, manifest.sha256)
         if not manifest.trusted:
             refuse_code_on_load(model_file)
-        framework = (
-            frameworks.framework_name(manifest.framework) if manifest.framework else detect_framework(model_file)
-        )
+        try:
+            framework = (
+                frameworks.framework_name(manifest.framework) if manifest.framework else detect_framework(model_file)
+            )
+        except UnsupportedFramework as error:
+            where = manifest.path if manifest.framework and manifest.path else model_file
+            if str(where) in error.message:
+                raise
+            raise UnsupportedFramework(f"{where}: {error.message}", **{**error.details, "path": str(where)}) from error
         t0 = time.perf_counter()
         adapter_cls = frameworks.adapter_class(framework)
         t1 = time.perf_counter()
