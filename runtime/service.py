@@ -53,10 +53,10 @@ _INPUT_COPIES = 2
 _MEMORY_SAFETY = 2.0
 #: Rows of the warm-up batch that measures the model's working memory per row (fewer for a model
 #: whose 1-row warm-up was slow, so that measuring takes at most about _MEASURE_MAX_S; none under
-#: _MEASURE_MIN_ROWS).
-_MEASURE_ROWS = 512
+#: _MEASURE_MIN_ROWS). Kept small: it is part of every cold start (bench/RESULTS.md, init).
+_MEASURE_ROWS = 128
 _MEASURE_MIN_ROWS = 8
-_MEASURE_MAX_S = 0.5
+_MEASURE_MAX_S = 0.05
 #: Batches up to this fraction of the rows that fitted at init are not checked: one comparison.
 _UNCHECKED_FRACTION = 0.25
 _MB = 1 << 20
@@ -252,7 +252,7 @@ class Service:
         except Exception as error:
             self.telemetry.logger.exception("unexpected error")
             status, body = self._error_response(InternalError(f"{type(error).__name__}: {error}"), fields)
-        payload = self._encode(body)
+        status, payload = self._encode(status, body, fields)
         watch.lap("serialize")
         result = transport.respond(source, status, payload)
         fields["source"] = source.value
@@ -378,13 +378,15 @@ class Service:
         fields["error"] = error.message
         return error.status, error.envelope()
 
-    @staticmethod
-    def _encode(body: dict[str, Any]) -> bytes:
+    def _encode(self, status: int, body: dict[str, Any], fields: dict[str, Any]) -> tuple[int, bytes]:
+        """The status and the encoded body; a body that cannot be encoded is an INTERNAL_ERROR (500)."""
         try:
-            return orjson.dumps(body, option=_JSON_OPTIONS, default=_to_plain)
+            return status, orjson.dumps(body, option=_JSON_OPTIONS, default=_to_plain)
         except TypeError as exc:
-            fallback = InternalError(f"the response could not be encoded as JSON: {exc}")
-            return orjson.dumps(fallback.envelope())
+            status, fallback = self._error_response(
+                InternalError(f"the response could not be encoded as JSON: {exc}"), fields
+            )
+            return status, orjson.dumps(fallback)
 
     def warm(self, cold_start: bool = False) -> dict[str, Any]:
         return {"warmed": True, "cold_start": cold_start, "model": self.info.to_json()}

@@ -138,3 +138,21 @@ def test_a_str_body_holding_a_surrogate_is_invalid_json():
 def test_the_surrogate_check_walks_keys_values_and_lists():
     assert transport._holds_lone_surrogate(json.loads('[{"a": ["x", {"\\ud800": 1}]}]'))
     assert not transport._holds_lone_surrogate(json.loads('[{"a": ["\\ud83d\\ude00", {"b": 1}]}]'))
+
+
+def test_a_response_that_cannot_be_encoded_is_a_500_internal_error(tmp_path, capsys):
+    """In-process callers (serveml test, the local bridge) can hand handle a direct event whose v2
+    id holds a lone surrogate: the echoed id cannot be encoded, and the answer must be a 500."""
+    from runtime.context import LocalContext
+    from runtime.service import load_service
+    from tests.modelzoo import build
+
+    zoo = build("onnx", tmp_path)
+    service = load_service(zoo.path)
+    row = zoo.rows[0]
+    request = {"id": "\ud800", "inputs": [{"name": "input", "shape": [1, len(row)], "datatype": "FP32", "data": row}]}
+    capsys.readouterr()
+    answer = json.loads(service.handle(request, LocalContext()))
+    assert answer["error"]["code"] == "INTERNAL_ERROR"
+    [line] = [json.loads(x) for x in capsys.readouterr().out.splitlines() if '"invocation"' in x]
+    assert (line["status"], line["error_code"]) == (500, "INTERNAL_ERROR")
