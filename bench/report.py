@@ -112,7 +112,8 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "A fresh interpreter per run, with AWS_LAMBDA_FUNCTION_MEMORY_SIZE=3008 as in Lambda. ServeML: "
         "`load_service(dir)` (import, sha256 and manifest, the pickle scan, load, warm-up prediction and "
-        "the memory guard's working-memory measurement). Bare: import the framework and load the model file, nothing else. "
+        "the memory guard's working-memory measurement). Bare: import the framework and load the "
+        "model file, nothing else. "
         "init = first import to loaded model, inside the process; wall = the whole subprocess "
         "seen from outside (interpreter start-up included); peak RSS = VmHWM of the subprocess (its "
         "`ru_maxrss` is in results.json but is useless here: Linux carries it over fork and exec, "
