@@ -3,24 +3,14 @@ that a hostile model would create if any of its code ran."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Server, running_server
+# The e2e suite's fixture, imported so that pytest offers it here too (one definition).
+from tests.e2e.conftest import start_server
 
-
-@pytest.fixture
-def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    """Start ``serveml serve`` processes for one test; each is stopped when the test ends."""
-    with ExitStack() as stack:
-
-        def start(model: Path, *extra: str) -> Server:
-            return stack.enter_context(running_server(model, tmp_path, *extra))
-
-        yield start
+__all__ = ["marker", "start_server"]
 
 
 @pytest.fixture
