@@ -422,24 +422,32 @@ class Service:
         if not self.contract.concrete or any(s.np_dtype.kind == "O" for s in self.contract.inputs):
             return
         sample = {s.name: np.zeros((1, *s.row_shape), dtype=s.np_dtype) for s in self.contract.inputs}
-        started = time.perf_counter()
         try:
-            self.adapter.predict(sample)
-            self._observe(time.perf_counter() - started, 1)
+            took = self._timed_predict(sample)
+            self._observe(took, 1)
         except Exception as exc:
             self.warmup_error = f"{type(exc).__name__}: {exc}"
             self.telemetry.logger.warning("warm-up prediction failed", extra={"error": self.warmup_error})
             return
         if self.memory_limit_bytes is not None:
-            self._measure_row_work()
+            if _MEASURE_MAX_S / _MEASURE_MIN_ROWS < took < _MEASURE_MAX_S:
+                # Too slow to measure on, but the first call often pays one-time set-up (lazy
+                # imports, first allocations, thread pools): a second call says what a row costs.
+                took = self._timed_predict(sample)
+            self._measure_row_work(took)
             self._set_unchecked_rows()
 
-    def _measure_row_work(self) -> None:
+    def _timed_predict(self, inputs: dict[str, np.ndarray[Any, Any]]) -> float:
+        started = time.perf_counter()
+        self.adapter.predict(inputs)
+        return time.perf_counter() - started
+
+    def _measure_row_work(self, row_s: float) -> None:
         """The model's working memory per row: the growth of the peak RSS (and of Python's traced
-        allocations, which numpy reports) over one prediction on a batch of up to ``_MEASURE_ROWS`` rows,
-        the second call ever, so one-time set-up is mostly paid already."""
-        slowest = self._slowest_s_per_row  # the 1-row warm-up's time: fixed costs make it an upper bound
-        rows = _MEASURE_ROWS if not slowest else min(_MEASURE_ROWS, int(_MEASURE_MAX_S / slowest))
+        allocations, which numpy reports) over one prediction on a batch of up to ``_MEASURE_ROWS``
+        rows, as many as take about ``_MEASURE_MAX_S`` at ``row_s`` a row (a 1-row call's time, whose
+        fixed costs make it an upper bound); one-time set-up is mostly paid already."""
+        rows = _MEASURE_ROWS if row_s <= 0 else min(_MEASURE_ROWS, int(_MEASURE_MAX_S / row_s))
         if rows < _MEASURE_MIN_ROWS:
             return  # a slow model: measuring would lengthen init; its inputs alone are guarded
         import tracemalloc

@@ -30,6 +30,22 @@ class SleepyRegressor(RegressorMixin, BaseEstimator):
         return np.zeros(len(x))
 
 
+class SlowStartExpander(RegressorMixin, BaseEstimator):
+    """Slow on its first call in a process only (as a model paying one-time set-up is), then
+    quick; every call works on a float64 copy 500 times as wide as its input."""
+
+    def fit(self, x: Any, y: Any) -> SlowStartExpander:
+        self.n_features_in_ = np.asarray(x).shape[1]
+        return self
+
+    def predict(self, x: Any) -> Any:
+        if not getattr(self, "started_", False):
+            self.started_ = True
+            time.sleep(0.02)
+        wide = np.repeat(np.asarray(x, dtype=np.float64), 500, axis=1)
+        return wide.sum(axis=1)
+
+
 class RaisingRegressor(RegressorMixin, BaseEstimator):
     """Raises on a batch whose first value is negative; predicts its first column otherwise."""
 

@@ -27,7 +27,7 @@ from runtime.observability import rss_mb
 from runtime.service import Service, load_service
 from tests.e2e.conftest import Server
 from tests.modelzoo import ZooModel, build
-from tests.reliability.models import RaisingRegressor, SleepyRegressor
+from tests.reliability.models import RaisingRegressor, SleepyRegressor, SlowStartExpander
 
 GOOD = {"data": [[5.1, 3.5, 1.4, 0.2]]}
 
@@ -227,6 +227,24 @@ def test_a_batch_that_would_not_fit_in_memory_is_refused_before_the_model_runs(
     assert len(served) == fits
 
 
+def test_a_slow_first_warm_up_call_does_not_switch_the_guard_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a model whose first call in the process takes 20 ms (one-time set-up), then 8 KB a row
+    joblib.dump(SlowStartExpander().fit(np.zeros((2, 2)), [0, 0]), tmp_path / "model.joblib")
+    (tmp_path / "serveml.json").write_text(json.dumps({"trusted": True}))
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", str(int(rss_mb()) + 200))
+
+    # WHEN it loads
+    service = load_service(tmp_path)
+
+    # THEN its working memory per row is measured on a second, quick call (at 20 ms a row it
+    # would have been skipped as a slow model) and a batch far too large is refused
+    assert service.row_work_bytes > 4_000, service.health()["memory_guard"]
+    body = json.loads(service.handle({"data": [[0.5, 0.5]] * 200_000}, LocalContext()))
+    assert body["error"]["code"] == "BATCH_TOO_LARGE", body
+
+
 def test_without_a_known_memory_limit_the_guard_is_off(wide: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", raising=False)
     service = load_service(wide)
@@ -273,7 +291,7 @@ def test_through_the_emulator_a_batch_too_large_for_memory_is_refused_and_the_pr
     answer = server.invoke({"data": [[0.5] * 20] * 20_000})
 
     # THEN BATCH_TOO_LARGE names the rows that fit, and the same process serves them
-    assert answer.body["error"]["code"] == "BATCH_TOO_LARGE", answer.body
+    assert answer.body.get("error", {}).get("code") == "BATCH_TOO_LARGE", (answer.body, health)
     fits = answer.body["error"]["details"]["fits_rows"]
     assert 0 < fits < 20_000
     answer = server.invoke({"data": [[0.5] * 20] * fits})
