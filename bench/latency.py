@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import sys
 from collections.abc import Iterator
 from time import perf_counter_ns
@@ -12,6 +13,8 @@ from typing import Any
 import numpy as np
 
 from bench.contenders import Call
+
+_SEED = 20261204
 
 
 @contextlib.contextmanager
@@ -35,18 +38,21 @@ def quiet_stdout() -> Iterator[None]:
 def measure(calls: dict[str, Call], repetitions: int, warmup: int) -> dict[str, list[int]]:
     """Nanoseconds per call for every contender, ``repetitions`` each after ``warmup`` untimed.
 
-    Round-robin, with the order rotated each round, so that machine noise and cache effects from
-    the previous call land on every contender alike.
+    Every contender once a round, in a fresh (seeded) random order each round, so that machine
+    noise and the cache effects of the previous call land on every contender alike. A fixed or
+    rotated order would not do that: rotating keeps each contender behind the same neighbour,
+    and a call after FastAPI's (which evicts the caches) ran up to twice as slow.
     """
     names = list(calls)
     samples: dict[str, list[int]] = {name: [] for name in names}
+    order = random.Random(_SEED)
     with quiet_stdout():
         for _ in range(warmup):
             for name in names:
                 calls[name]()
-        for round_ in range(repetitions):
-            shift = round_ % len(names)
-            for name in names[shift:] + names[:shift]:
+        for _ in range(repetitions):
+            order.shuffle(names)
+            for name in names:
                 call = calls[name]
                 started = perf_counter_ns()
                 call()

@@ -80,10 +80,11 @@ def markdown(results: dict[str, Any]) -> str:
         "In-process: each contender gets the event as the bytes the Runtime API delivers and goes "
         "through awslambdaric's unmarshal, the handler and marshal: the stock marshaller "
         "(simplejson) for (a) and (b), ServeML's orjson one for ServeML (its handler module installs "
-        "it). Calls round-robin with the order rotated each round, after warm-up; ServeML's log "
+        "it). Every contender once a round, in a new seeded random order each round (so none always "
+        "follows the same neighbour), after warm-up; ServeML's log "
         "lines are written to /dev/null. Through the RIE: each contender in its own Runtime "
         "Interface Emulator + awslambdaric process, invoked over a kept-alive loopback HTTP "
-        "connection, round-robin. Medians (p50) and p99 in µs; with under 100 calls p99 is in "
+        "connection, in the same random order. Medians (p50) and p99 in µs; with under 100 calls p99 is in "
         "effect the slowest call.",
         "",
     ]
