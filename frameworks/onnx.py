@@ -45,6 +45,10 @@ class OnnxAdapter(Adapter):
         self._classes: list[Any] | None = None
         self._read_metadata()
         self._contract = _contract_of(self.session)
+        # Made once: per call, comprehensions cost more than a small model's run.
+        self._single_input = len(self._input_names) == 1
+        self._all_outputs = list(self._output_names)
+        self._default_outputs = [n for n in self._output_names if n not in self._on_request]
 
     def _read_metadata(self) -> None:
         metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
@@ -75,8 +79,13 @@ class OnnxAdapter(Adapter):
                 f"this model gives no class probabilities (no output named like 'probabilities'; "
                 f"outputs: {', '.join(self._output_names)})"
             )
-        wanted = [n for n in self._output_names if n not in self._on_request or probabilities]
-        raw = self.session.run(wanted, {name: inputs[name] for name in self._input_names})
+        wanted = self._all_outputs if probabilities else self._default_outputs
+        feed = (
+            {self._input_names[0]: inputs[self._input_names[0]]}
+            if self._single_input
+            else {n: inputs[n] for n in self._input_names}
+        )
+        raw = self.session.run(wanted, feed)
         result = Prediction(outputs={})
         for name, value in zip(wanted, raw, strict=True):
             keys: list[Any] | None = None

@@ -7,11 +7,13 @@ request arrived (``runtime.transport``) or which framework answers (``frameworks
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
+import orjson
 
 from frameworks.base import Prediction
 from runtime import validation
@@ -289,7 +291,7 @@ def _v2_tensor(item: dict[str, Any], spec: TensorSpec, limits: Limits) -> Array:
     return validation.to_input(shaped, spec, allow_nan=limits.allow_nan, single_row=False)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots: cached_property needs the instance __dict__
 class ModelInfo:
     """What a response says about the model."""
 
@@ -308,6 +310,11 @@ class ModelInfo:
             info["metrics"] = self.metrics
         return info
 
+    @functools.cached_property
+    def encoded(self) -> orjson.Fragment:
+        """``to_json`` encoded once: every response carries it."""
+        return orjson.Fragment(orjson.dumps(self.to_json()))
+
 
 def render(request: Request, prediction: Prediction, model: ModelInfo) -> dict[str, Any]:
     """The response body for a prediction, in the protocol the request used."""
@@ -321,7 +328,7 @@ def render(request: Request, prediction: Prediction, model: ModelInfo) -> dict[s
             body["classes"] = _labelled(np.asarray(prediction.classes), model.labels)
     if len(names) > 1:
         body["outputs"] = {name: prediction.outputs[name] for name in names[1:]}
-    body["model"] = model.to_json()
+    body["model"] = model.encoded
     return body
 
 

@@ -2,7 +2,8 @@
 
 ``handle`` runs the same named steps for every invocation: parse the event, read the request
 against the contract, predict under the deadline, serialize, log. Every error becomes a response
-in one place, ``_error_response``; no exception leaves ``handle``.
+in one place, ``_failure`` (which gives an unexpected exception the INTERNAL_ERROR code) and
+``_error_response``; no exception leaves ``handle``.
 """
 
 from __future__ import annotations
@@ -190,6 +191,7 @@ class Service:
             metrics=manifest.metrics or None,
             labels=manifest.labels or None,
         )
+        telemetry.add_fields(model_version=self.info.version)
         env_rows = os.environ.get("SERVEML_MAX_BATCH_ROWS")
         self.limits = protocol.Limits(
             allow_nan=manifest.allow_nan,
@@ -219,65 +221,61 @@ class Service:
     def handle(self, event: Any, context: Any) -> bytes:
         """Answer one invocation; always returns encoded JSON, never raises."""
         watch = Stopwatch()
-        fields = self.telemetry.start_line()
-        fields["request_id"] = getattr(context, "aws_request_id", None)
-        fields["cold_start"] = self.cold
-        fields["framework"] = self.adapter.name
-        fields["model_version"] = self.info.version
+        fields = self.telemetry.start_line(getattr(context, "aws_request_id", None), self.cold)
         self.cold = False
         source = Source.DIRECT
-        status = 200
         try:
-            # The common request first: a direct {"data": rows} for a single float input. Anything
-            # else, or anything wrong with it, takes the general path, which raises the errors.
-            request = (
-                self._fast_spec and type(event) is dict and protocol.read_fast(event, self._fast_spec, self.limits)
-            )
+            # The common request first: a direct {"data": rows} for a single float input, which the
+            # marshaller parsed before the handler. Anything else, or anything wrong with it, takes
+            # the general path, which raises the errors.
+            spec = self._fast_spec
+            request = spec is not None and type(event) is dict and protocol.read_fast(event, spec, self.limits)
             if request:
-                fields["action"] = "predict"
-                watch.lap("parse")  # done by the marshaller, before the handler
-                body = self._answer(request, context, watch, fields)
+                watch.lap("parse")
+                status, payload = self._answer(request, context, watch, fields)
             else:
-                source = transport.source_of(event)
-                invocation = transport.parse(event, source)
-                fields["action"] = invocation.action.value
-                if invocation.action is Action.PREDICT:
-                    body = self._predict_body(invocation, context, watch, fields)
-                elif invocation.action is Action.WARMUP:
-                    body = self.warm(fields["cold_start"])
-                else:
-                    body = self.health()
-        except ServeMLError as error:
-            status, body = self._error_response(error, fields)
+                source, status, payload = self._handle_any(event, context, watch, fields)
         except Exception as error:
-            self.telemetry.logger.exception("unexpected error")
-            status, body = self._error_response(InternalError(f"{type(error).__name__}: {error}"), fields)
-        status, payload = self._encode(status, body, fields)
+            status, payload = self._failure(error, fields)
         watch.lap("serialize")
-        result = transport.respond(source, status, payload)
-        fields["source"] = source.value
         fields["status"] = status
-        watch.laps["total"] = watch.total()
-        fields["timings_ms"] = watch.laps
-        fields["memory_limit_mb"] = int(getattr(context, "memory_limit_in_mb", 0) or environment.memory_limit_mb())
-        self.telemetry.invocation(fields, event if self.telemetry.debug else None)
-        return result
+        if source is Source.DIRECT:
+            self.telemetry.invocation(fields, watch.timings(), context, event)
+            return payload
+        fields["source"] = source.value
+        self.telemetry.invocation(fields, watch.timings(), context, event)
+        return transport.respond(source, status, payload)
 
-    def _predict_body(self, invocation: Any, context: Any, watch: Stopwatch, fields: dict[str, Any]) -> dict[str, Any]:
-        decoded = transport.decode_body(invocation)
-        watch.lap("parse")
-        fast = self._fast_spec and protocol.read_fast(decoded, self._fast_spec, self.limits)
-        return self._answer(fast or protocol.read(decoded, self.contract, self.limits), context, watch, fields)
+    def _handle_any(
+        self, event: Any, context: Any, watch: Stopwatch, fields: dict[str, Any]
+    ) -> tuple[Source, int, bytes]:
+        """Any event of any transport, for any action."""
+        source = transport.source_of(event)
+        try:
+            invocation = transport.parse(event, source)
+            fields["action"] = invocation.action.value
+            if invocation.action is Action.PREDICT:
+                decoded = transport.decode_body(invocation)
+                watch.lap("parse")
+                fast = self._fast_spec and protocol.read_fast(decoded, self._fast_spec, self.limits)
+                request = fast or protocol.read(decoded, self.contract, self.limits)
+                return (source, *self._answer(request, context, watch, fields))
+            body = self.warm(fields["cold_start"]) if invocation.action is Action.WARMUP else self.health()
+        except Exception as error:  # answered in the protocol of its source
+            return (source, *self._failure(error, fields))
+        return (source, *self._encode(200, body, fields))
 
     def _answer(
         self, request: protocol.Request, context: Any, watch: Stopwatch, fields: dict[str, Any]
-    ) -> dict[str, Any]:
+    ) -> tuple[int, bytes]:
+        """Predict on a checked request; the status and the encoded response."""
+        fields["action"] = "predict"
         fields["rows"] = request.rows
         fields["protocol"] = request.protocol
         watch.lap("validate")
         prediction = self._predict(request, context)
         watch.lap("predict")
-        return protocol.render(request, prediction, self.info)
+        return self._encode(200, protocol.render(request, prediction, self.info), fields)
 
     def _predict(self, request: protocol.Request, context: Any) -> Prediction:
         if request.rows > self._unchecked_rows:
@@ -285,9 +283,13 @@ class Service:
         budget = self._budget_s(context)
         if budget <= 0:
             raise Timeout("no time left before the Lambda deadline to run the prediction", budget_s=budget)
+        rows = request.rows
+        slowest = self._slowest_s_per_row
         started = time.perf_counter()
         try:
-            if self._fits_easily(request.rows, budget):
+            # Inline when even the slowest rate seen so far would finish in a tenth of the time
+            # left: handing a small prediction to the worker thread costs more than the prediction.
+            if slowest is not None and slowest * rows * _INLINE_SAFETY < budget:
                 prediction = self.adapter.predict(request.inputs, probabilities=request.probabilities)
             else:
                 prediction = self._predict_on_worker(request, budget)
@@ -298,7 +300,7 @@ class Service:
                 f"the {self.adapter.name} model raised {type(exc).__name__}: {exc}",
                 exception=type(exc).__name__,
             ) from exc
-        self._observe(time.perf_counter() - started, request.rows)
+        self._observe(time.perf_counter() - started, rows)
         return prediction
 
     def _need_bytes(self, input_bytes: float, rows: int) -> float:
@@ -333,15 +335,6 @@ class Service:
             rss_mb=round(rss / _MB, 1),
         )
 
-    def _fits_easily(self, rows: int, budget_s: float) -> bool:
-        """True when even the slowest rate seen so far would finish in a tenth of the time left.
-
-        Handing a prediction to the worker thread costs more than a small prediction itself, so
-        only predictions that could come near the deadline go there.
-        """
-        slowest = self._slowest_s_per_row
-        return slowest is not None and slowest * rows * _INLINE_SAFETY < budget_s
-
     def _observe(self, seconds: float, rows: int) -> None:
         rate = seconds / max(rows, 1)
         if self._slowest_s_per_row is None or rate > self._slowest_s_per_row:
@@ -373,20 +366,24 @@ class Service:
             budget = min(budget, self.timeout_cap_s)
         return budget
 
-    def _error_response(self, error: ServeMLError, fields: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    def _failure(self, error: Exception, fields: dict[str, Any]) -> tuple[int, bytes]:
+        """Any exception as a response: its own code, or INTERNAL_ERROR (logged with its traceback)."""
+        if not isinstance(error, ServeMLError):
+            self.telemetry.logger.exception("unexpected error")
+            error = InternalError(f"{type(error).__name__}: {error}")
+        return self._error_response(error, fields)
+
+    def _error_response(self, error: ServeMLError, fields: dict[str, Any]) -> tuple[int, bytes]:
         fields["error_code"] = error.code
         fields["error"] = error.message
-        return error.status, error.envelope()
+        return error.status, orjson.dumps(error.envelope(), option=_JSON_OPTIONS, default=_to_plain)
 
     def _encode(self, status: int, body: dict[str, Any], fields: dict[str, Any]) -> tuple[int, bytes]:
         """The status and the encoded body; a body that cannot be encoded is an INTERNAL_ERROR (500)."""
         try:
             return status, orjson.dumps(body, option=_JSON_OPTIONS, default=_to_plain)
         except TypeError as exc:
-            status, fallback = self._error_response(
-                InternalError(f"the response could not be encoded as JSON: {exc}"), fields
-            )
-            return status, orjson.dumps(fallback)
+            return self._error_response(InternalError(f"the response could not be encoded as JSON: {exc}"), fields)
 
     def warm(self, cold_start: bool = False) -> dict[str, Any]:
         return {"warmed": True, "cold_start": cold_start, "model": self.info.to_json()}
