@@ -20,7 +20,7 @@ help:
 	@echo "make test       lint, type-check and run every test"
 	@echo "make venv       create $(VENV) from requirements/dev.lock"
 	@echo "make example    train the iris example into $(EXAMPLE_DIR)"
-	@echo "make bench      measure ServeML against a minimal handler, FastAPI+Mangum and bare predict"
+	@echo "make bench      measure ServeML against a minimal handler, FastAPI+Mangum and bare predict (and image sizes where Docker runs)"
 	@echo "make controlplane  run the control-plane API locally against a moto server on :8000"
 	@echo "make lint       ruff check, ruff format --check, mypy"
 	@echo "make docker     start a Docker engine (where root may) and make the Lambda base image"
@@ -44,7 +44,7 @@ $(EXAMPLE_MODEL): examples/iris/train.py | $(STAMP)
 serve: venv example
 	$(BIN)/serveml serve $(EXAMPLE_DIR) --port $(PORT)
 
-bench: venv
+bench: venv docker
 	$(BIN)/python -m bench
 
 controlplane: venv

@@ -1,5 +1,6 @@
-"""``python -m bench [--quick] [--out DIR]``: warm latency per case (in-process and through the
-real Runtime Interface Emulator), cold start and peak memory per framework, the targets."""
+"""``python -m bench [--quick] [--no-images] [--out DIR]``: warm latency per case (in-process and
+through the real Runtime Interface Emulator), cold start, peak memory and (where Docker runs) image
+size per framework, ``--optimize onnx`` against the original, the targets."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import coldstart, contenders, latency, models, optimize, report, targets
+from bench import coldstart, contenders, images, latency, models, optimize, report, targets
 from bench import rie as rie_path
 
 # The model zoo the tests use; it imports each framework only inside that framework's builder.
@@ -33,6 +34,7 @@ _FULL: dict[str, Any] = {
     "warmup": 5,
     "cold": {"sklearn-joblib": 9, "onnx": 9, "torchscript": 7, "keras": 5},
     "optimize_runs": 3,
+    "images": True,  # where a Docker engine runs
 }
 _QUICK: dict[str, Any] = {
     "cases": [
@@ -42,12 +44,14 @@ _QUICK: dict[str, Any] = {
     "warmup": 2,
     "cold": {"sklearn-joblib": 1},
     "optimize_runs": 0,  # builds real contexts (wheels and all): tests/bench/test_optimize_bench.py covers it
+    "images": False,  # docker builds: tests/e2e/test_image_sizes.py covers them
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes and few repetitions (a smoke run)")
+    parser.add_argument("--no-images", action="store_true", help="do not build images to measure their size")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent, help="where to write results")
     args = parser.parse_args(argv)
     plan = _QUICK if args.quick else _FULL
@@ -59,7 +63,11 @@ def main(argv: list[str] | None = None) -> int:
         "latency": [],
         "coldstart": [],
         "optimize": [],
+        "images": {},
     }
+    sizer = _sizer(results["images"]) if plan["images"] and not args.no_images else None
+    if sizer is None and not results["images"]:
+        results["images"]["skipped"] = "not asked for (--quick or --no-images)"
     with tempfile.TemporaryDirectory(prefix="serveml-bench-") as tmp:
         root = Path(tmp)
         for index, (make, rie_repetitions) in enumerate(plan["cases"]):
@@ -70,10 +78,14 @@ def main(argv: list[str] | None = None) -> int:
             directory.mkdir(parents=True)
             zoo = modelzoo.build(kind, directory)
             cold = coldstart.measure(kind, zoo.path, runs)
+            cold["image_mb"] = None
+            if sizer is not None:
+                built = optimize.build_context(zoo.path, directory / "context", optimize=None)
+                cold["image_mb"] = sizer.image_mb(kind, built.out, built.framework)
             results["coldstart"].append(cold)
             _say(f"cold start {kind}: init +{cold['init_delta_ms']} ms, peak RSS +{cold['rss_delta_mb']} MB")
         if plan["optimize_runs"]:
-            results["optimize"] = optimize.measure(root / "optimize", plan["optimize_runs"])
+            results["optimize"] = optimize.measure(root / "optimize", plan["optimize_runs"], sizer=sizer)
             for row in results["optimize"]:
                 _say(f"--optimize onnx {row['kind']}: init x{row['init_speedup']} faster")
     results["targets"] = targets.evaluate(results)
@@ -101,6 +113,18 @@ def _latency(case: models.Case, rie_repetitions: int, warmup: int) -> dict[str, 
     }
     _say(f"{case.name}: in-process {result['in_process']['ratios_p50']}, RIE {result['rie']['ratios_p50']}")
     return result
+
+
+def _sizer(found: dict[str, Any]) -> images.Sizer | None:
+    """A Sizer on the base image, recording which one in ``found``; None (and why) without Docker."""
+    base, why = images.find_base_image()
+    if base is None:
+        found["skipped"] = why
+        _say(f"image sizes skipped: {why}")
+        return None
+    sizer = images.Sizer(base)
+    found |= {"base_image": base, "base_image_mb": sizer.base_mb}
+    return sizer
 
 
 def _say(line: str) -> None:

@@ -6,6 +6,7 @@ Each zoo model is built twice with the builder itself (``builder.build.build``):
 unpacked wheels, the build's own ``packages_mb``) and the served directory is the context's
 ``model/``, hash check included. Init is ServeML's ``load_service`` (import, load, warm-up) in a
 fresh interpreter, ``bench.coldstart.run_once``, alternating original and ONNX; medians over ``runs``.
+Where a Docker engine runs, ``bench.images.Sizer`` builds both contexts and measures the images.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.coldstart import SERVEML_SCRIPT, run_once
+from bench.images import Sizer
 from builder.build import BuildOptions, BuildResult, build
 
 # The model zoo the tests use; it imports each framework only inside that framework's builder.
@@ -25,13 +27,14 @@ from tests.modelzoo import build as build_model
 KINDS: tuple[str, ...] = ("sklearn-joblib", "torchscript", "keras")
 
 
-def measure(work: Path, runs: int, kinds: Sequence[str] = KINDS) -> list[dict[str, Any]]:
-    """One row per zoo kind: init (ms) and peak RSS (MB), medians, and installed packages (MB) of both images."""
+def measure(work: Path, runs: int, kinds: Sequence[str] = KINDS, sizer: Sizer | None = None) -> list[dict[str, Any]]:
+    """One row per zoo kind: init (ms) and peak RSS (MB), medians, installed packages (MB) of both
+    images, and with a ``sizer`` both images' sizes (MB)."""
     rows: list[dict[str, Any]] = []
     for kind in kinds:
         zoo = build_model(kind, work / kind / "model")
-        original = _build(zoo.path, work / kind / "original", optimize=None)
-        converted = _build(zoo.path, work / kind / "onnx", optimize="onnx")
+        original = build_context(zoo.path, work / kind / "original", optimize=None)
+        converted = build_context(zoo.path, work / kind / "onnx", optimize="onnx")
         row: dict[str, Any] = {
             "framework": zoo.framework,
             "kind": kind,
@@ -39,7 +42,11 @@ def measure(work: Path, runs: int, kinds: Sequence[str] = KINDS) -> list[dict[st
             "original_packages_mb": round(original.packages_mb, 1),
             "onnx_packages_mb": round(converted.packages_mb, 1),
             "max_abs_diff": None,
+            "original_image_mb": None,
+            "onnx_image_mb": None,
         }
+        if sizer is not None:
+            row["original_image_mb"] = sizer.image_mb(kind, original.out, original.framework)
         if converted.converted_from is None:
             # the builder kept the original: say why, and time nothing that was not built
             (alone,) = _medians([original.out / "model"], runs)
@@ -47,6 +54,8 @@ def measure(work: Path, runs: int, kinds: Sequence[str] = KINDS) -> list[dict[st
             row |= {"onnx_init_ms": None, "init_speedup": None, "note": "; ".join(converted.notes)}
             rows.append(row)
             continue
+        if sizer is not None:
+            row["onnx_image_mb"] = sizer.image_mb(f"{kind}-onnx", converted.out, converted.framework)
         before, after = _medians([original.out / "model", converted.out / "model"], runs)
         row |= {
             "original_init_ms": before["init_ms"],
@@ -61,7 +70,8 @@ def measure(work: Path, runs: int, kinds: Sequence[str] = KINDS) -> list[dict[st
     return rows
 
 
-def _build(model: Path, out: Path, *, optimize: str | None) -> BuildResult:
+def build_context(model: Path, out: Path, *, optimize: str | None) -> BuildResult:
+    """``serveml build MODEL --out OUT [--optimize onnx]``, quietly."""
     return build(BuildOptions(model=model, out=out, optimize=optimize), echo=lambda _line: None)
 
 
@@ -75,4 +85,4 @@ def _medians(targets: list[Path], runs: int) -> list[dict[str, float]]:
     return [{key: round(statistics.median(r[key] for r in found), 1) for key in keys} for found in results]
 
 
-__all__ = ["KINDS", "measure"]
+__all__ = ["KINDS", "build_context", "measure"]

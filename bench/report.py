@@ -120,16 +120,18 @@ def markdown(results: dict[str, Any]) -> str:
         "`ru_maxrss` is in results.json but is useless here: Linux carries it over fork and exec, "
         "so it reports the bench process's own peak). Medians.",
         "",
+        _images_note(results.get("images") or {}),
+        "",
         "| framework | runs | ServeML init ms | bare init ms | extra ms | ServeML wall ms | bare wall ms "
-        "| ServeML peak RSS MB | bare peak RSS MB | extra MB |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| ServeML peak RSS MB | bare peak RSS MB | extra MB | image MB |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for cold in results["coldstart"]:
         s, b = cold["serveml"], cold["bare"]
         lines.append(
             f"| {cold['kind']} | {cold['repetitions']} | {s['init_ms']:,.1f} | {b['init_ms']:,.1f} | "
             f"{cold['init_delta_ms']:+,.1f} | {s['wall_ms']:,.1f} | {b['wall_ms']:,.1f} | {s['peak_rss_mb']:,.1f} | "
-            f"{b['peak_rss_mb']:,.1f} | {cold['rss_delta_mb']:+,.1f} |"
+            f"{b['peak_rss_mb']:,.1f} | {cold['rss_delta_mb']:+,.1f} | {_size(cold.get('image_mb'))} |"
         )
     lines.append("")
     if results.get("optimize"):
@@ -139,22 +141,36 @@ def markdown(results: dict[str, Any]) -> str:
             "Each zoo model built twice with the builder: as it is, and converted to ONNX (parity "
             "checked on 64 rows from the contract). Init: ServeML's `load_service` of the built "
             "context's `model/` in a fresh interpreter, medians. Packages: what each image installs "
-            "(unpacked wheels) on top of the base image.",
+            "(unpacked wheels) on top of the base image. Image: the whole image `docker build` made "
+            "from the context, base included (as above).",
             "",
             "| model | runs | original init ms | ONNX init ms | speed-up | original packages MB "
-            "| ONNX packages MB | max abs diff | converter |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+            "| ONNX packages MB | original image MB | ONNX image MB | max abs diff | converter |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
         ]
         for row in results["optimize"]:
             speedup = "-" if row["init_speedup"] is None else f"{row['init_speedup']:.1f}x"
-            onnx_init = "-" if row["onnx_init_ms"] is None else f"{row['onnx_init_ms']:,.1f}"
             lines.append(
-                f"| {row['kind']} | {row['runs']} | {row['original_init_ms']:,.1f} | {onnx_init} | {speedup} | "
-                f"{row['original_packages_mb']:,.1f} | {row['onnx_packages_mb']:,.1f} | "
+                f"| {row['kind']} | {row['runs']} | {row['original_init_ms']:,.1f} | {_size(row['onnx_init_ms'])} | "
+                f"{speedup} | {row['original_packages_mb']:,.1f} | {row['onnx_packages_mb']:,.1f} | "
+                f"{_size(row.get('original_image_mb'))} | {_size(row.get('onnx_image_mb'))} | "
                 f"{_diff(row.get('max_abs_diff'))} | {row.get('converter') or row.get('note', '')} |"
             )
         lines.append("")
     return "\n".join(lines)
+
+
+def _images_note(images: dict[str, Any]) -> str:
+    if "base_image" in images:
+        return (
+            f"Image: the size of the image `serveml build` + `docker build` made, as `docker images` counts "
+            f"it (MB, every layer), on the base image `{images['base_image']}` ({images['base_image_mb']:,.1f} MB)."
+        )
+    return f"Image sizes were not measured: {images.get('skipped', 'no Docker engine')}."
+
+
+def _size(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}"
 
 
 def _diff(value: float | None) -> str:

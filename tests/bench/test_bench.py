@@ -45,6 +45,9 @@ def test_quick_bench_writes_every_contender(tmp_path: Path) -> None:
     for cold in results["coldstart"]:
         for who in ("serveml", "bare"):
             assert all(value > 0 for value in cold[who].values())
+        assert cold["image_mb"] is None  # --quick builds no images, and says so
+    assert results["images"] == {"skipped": "not asked for (--quick or --no-images)"}
+    assert "Image sizes were not measured: not asked for" in (tmp_path / "RESULTS.md").read_text()
     # every target row says what was measured against what limit
     assert results["targets"]
     for target in results["targets"]:
