@@ -49,6 +49,9 @@ class OnnxAdapter(Adapter):
         self._single_input = len(self._input_names) == 1
         self._all_outputs = list(self._output_names)
         self._default_outputs = [n for n in self._output_names if n not in self._on_request]
+        # Plain tensors come back from session.run as the numpy arrays the response needs.
+        kinds = {o.name: o.type for o in self.session.get_outputs()}
+        self._defaults_are_tensors = all(kinds[n].startswith("tensor(") for n in self._default_outputs)
 
     def _read_metadata(self) -> None:
         metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
@@ -86,6 +89,8 @@ class OnnxAdapter(Adapter):
             else {n: inputs[n] for n in self._input_names}
         )
         raw = self.session.run(wanted, feed)
+        if not probabilities and self._defaults_are_tensors:
+            return Prediction(outputs=dict(zip(wanted, raw, strict=True)))
         result = Prediction(outputs={})
         for name, value in zip(wanted, raw, strict=True):
             keys: list[Any] | None = None
