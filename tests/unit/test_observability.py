@@ -71,6 +71,7 @@ def test_an_invocation_line_carries_every_field(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("_X_AMZN_TRACE_ID", TRACE)
+    monkeypatch.setenv("SERVEML_LOG_LEVEL", "INFO")  # the control-plane tests set WARNING for their session
     telemetry = Telemetry("serveml", {"framework": "onnx", "model": "iris"})
     telemetry.add_fields(model_version="3")
     fields = telemetry.start_line("req-1", True)
@@ -90,6 +91,21 @@ def test_an_invocation_line_carries_every_field(
     assert emf["Dimensions"] == [["framework", "model", "service"]]
     assert {metric["Name"] for metric in emf["Metrics"]} >= {"Latency", "Rows", "Errors", "ColdStart"}
     assert abs(line["_aws"]["Timestamp"] - time.time() * 1000) < 60_000
+
+
+def test_a_level_that_hides_the_line_still_sends_its_metrics(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SERVEML_LOG_LEVEL", "WARNING")
+    telemetry = Telemetry("serveml", {"framework": "onnx", "model": "iris"})
+    fields = telemetry.start_line("req-2", False)
+    fields["rows"] = 3
+    telemetry.invocation(fields, {"total": 0.5}, _Context())
+    line = orjson.loads(capsys.readouterr().out)
+    assert "request_id" not in line
+    assert "message" not in line
+    assert (line["Latency"], line["Rows"], line["ColdStart"], line["Errors"]) == (0.5, 3, 0, 0)
+    assert line["_aws"]["CloudWatchMetrics"][0]["Namespace"]
 
 
 def test_the_millisecond_table_matches_formatting() -> None:
