@@ -66,8 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         "optimize": [],
         "images": {},
     }
-    sizer = _sizer(results["images"]) if plan["images"] and not args.no_images else None
-    if sizer is None and not results["images"]:
+    sizer = None
+    if plan["images"] and not args.no_images:
+        sizer = _sizer(results["images"])
+    else:
         results["images"]["skipped"] = "not asked for (--quick or --no-images)"
     with tempfile.TemporaryDirectory(prefix="serveml-bench-") as tmp:
         root = Path(tmp)

@@ -9,41 +9,17 @@ image, nothing is built and the report says so.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
-from tests.e2e.docker_support import (
-    BASE_IMAGE_SCRIPT,
-    BASE_IMAGE_TIMEOUT_S,
-    ROOT,
-    build_image,
-    engine_available,
-    image_size_mb,
-    remove_image,
-)
+from tests.e2e.docker_support import build_image, engine_available, image_size_mb, remove_image
+from tests.e2e.docker_support import find_base_image as _run_base_image_script
 
 
 def find_base_image() -> tuple[str | None, str]:
     """The base image's name, or None and why there is none."""
     if not engine_available():
         return None, "no Docker engine answers `docker info` (`make docker` starts one where root may)"
-    try:
-        done = subprocess.run(
-            ["bash", str(BASE_IMAGE_SCRIPT)],  # noqa: S607 - bash from PATH, as make and CI run it
-            cwd=ROOT,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=BASE_IMAGE_TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return None, f"{BASE_IMAGE_SCRIPT.name} did not finish in {BASE_IMAGE_TIMEOUT_S:.0f} s"
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        tail = "\n".join(done.stderr.strip().splitlines()[-5:])
-        return None, f"{BASE_IMAGE_SCRIPT.name} exited with {done.returncode}: {tail}"
-    return lines[-1].strip(), ""
+    return _run_base_image_script()
 
 
 class Sizer:

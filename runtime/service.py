@@ -229,7 +229,7 @@ class Service:
             # marshaller parsed before the handler. Anything else, or anything wrong with it, takes
             # the general path, which raises the errors.
             spec = self._fast_spec
-            request = spec is not None and type(event) is dict and protocol.read_fast(event, spec, self.limits)
+            request = spec is not None and protocol.read_fast(event, spec, self.limits)
             if request:
                 watch.lap("parse")
                 status, payload = self._answer(request, context, watch, fields)
@@ -239,12 +239,11 @@ class Service:
             status, payload = self._failure(error, fields)
         watch.lap("serialize")
         fields["status"] = status
-        if source is Source.DIRECT:
-            self.telemetry.invocation(fields, watch.timings(), context, event)
-            return payload
-        fields["source"] = source.value
+        direct = source is Source.DIRECT
+        if not direct:
+            fields["source"] = source.value
         self.telemetry.invocation(fields, watch.timings(), context, event)
-        return transport.respond(source, status, payload)
+        return payload if direct else transport.respond(source, status, payload)
 
     def _handle_any(
         self, event: Any, context: Any, watch: Stopwatch, fields: dict[str, Any]

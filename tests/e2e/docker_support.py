@@ -93,10 +93,11 @@ def require_engine() -> None:
     pytest.skip(reason)
 
 
-@functools.cache
-def _base_image() -> str:
-    # stdout is the image name alone; the script's progress goes to stderr, which pytest captures
-    # (and shows live under -s).
+def find_base_image() -> tuple[str | None, str]:
+    """Run ``scripts/lambda-base-image.sh``: the base image's name and "", or None and why not.
+
+    stdout is the image name alone; the script's progress goes to stderr, which is left to the
+    caller's (pytest captures it and shows it live under -s; the bench shows it as it goes)."""
     try:
         result = subprocess.run(
             ["bash", str(BASE_IMAGE_SCRIPT)],
@@ -108,14 +109,19 @@ def _base_image() -> str:
             check=False,
         )
     except subprocess.TimeoutExpired:
-        pytest.fail(f"{BASE_IMAGE_SCRIPT.name} did not finish in {BASE_IMAGE_TIMEOUT_S:.0f} s", pytrace=False)
+        return None, f"{BASE_IMAGE_SCRIPT.name} did not finish in {BASE_IMAGE_TIMEOUT_S:.0f} s"
     lines = result.stdout.strip().splitlines()
     if result.returncode != 0 or not lines:
-        pytest.fail(
-            f"{BASE_IMAGE_SCRIPT.name} exited with {result.returncode} (its stderr is in the captured output)",
-            pytrace=False,
-        )
-    return lines[-1].strip()
+        return None, f"{BASE_IMAGE_SCRIPT.name} exited with {result.returncode} (its stderr says why)"
+    return lines[-1].strip(), ""
+
+
+@functools.cache
+def _base_image() -> str:
+    name, why = find_base_image()
+    if name is None:
+        pytest.fail(why, pytrace=False)
+    return name
 
 
 def base_image() -> str:
